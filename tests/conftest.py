@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+# Tiny models run fastest on one thread; several threads per process oversubscribe CI's 2 cores
+# (pytest, torch and ONNX Runtime pools would otherwise fight, 5x slower here).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import pytest
 
