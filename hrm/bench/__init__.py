@@ -1,0 +1,1 @@
+"""hrm-bench: side-by-side latency/throughput of every backend on the same weights, plus the device floor."""

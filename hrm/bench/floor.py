@@ -1,0 +1,107 @@
+"""The device floor: what a segment must cost at best, from counted FLOPs and bytes vs measured peaks.
+
+A segment runs N*T l_steps over the L stack and N h_steps over the H stack, then the heads. Each block
+reads all its weights once (at small batch this read, not arithmetic, bounds the time) and does
+``2 * tokens * params`` FLOPs in its projections plus ``4 * B * S^2 * D`` in attention. The floor of a
+segment is max(FLOPs / peak_flops, weight_bytes / peak_bandwidth); peaks are measured in the same run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from hrm.config import HRMConfig
+
+BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+
+
+@dataclass
+class SegmentCost:
+    """Work of one segment at a given batch size."""
+
+    batch: int
+    flops: float
+    weight_bytes: float
+    state_bytes: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def segment_cost(config: HRMConfig, batch: int, precision: str = "fp32") -> SegmentCost:
+    """Count FLOPs and bytes of one segment (N*(T l_steps + 1 h_step) + heads)."""
+    c = config
+    S, D, I, V = c.total_seq_len, c.hidden_size, c.intermediate_size, c.vocab_size
+    block_params = 3 * D * D + D * D + 2 * I * D + I * D
+    block_flops = 2 * batch * S * block_params + 4 * batch * S * S * D
+    blocks = c.H_cycles * c.L_cycles * c.L_layers + c.H_cycles * c.H_layers
+    head_flops = 2 * batch * S * D * V + 2 * batch * D * 2
+    b = BYTES[precision]
+    weight_bytes = b * (blocks * block_params + V * D + 2 * D)
+    # Each stack call reads and writes [B, S, D] states once per block (activations, a lower bound).
+    state_bytes = b * blocks * 2 * batch * S * D
+    return SegmentCost(batch, float(blocks * block_flops + head_flops), float(weight_bytes), float(state_bytes))
+
+
+@dataclass
+class DevicePeaks:
+    """Measured in this run, not taken from a datasheet: what this device actually delivers."""
+
+    device: str
+    matmul_tflops: float
+    matmul_dtype: str
+    copy_gbps: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure_peaks(device: str = "cpu", precision: str = "fp32", n: int | None = None) -> DevicePeaks:
+    """Measure matmul throughput and copy bandwidth with torch (numpy on CPU when torch is absent)."""
+    try:
+        import torch
+    except ImportError:
+        return _numpy_peaks()
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    dev = torch.device(device)
+    n = n or (8192 if dev.type == "cuda" else 1024)
+    a = torch.randn(n, n, device=dev, dtype=dtype)
+    b = torch.randn(n, n, device=dev, dtype=dtype)
+    big = torch.empty((1 << 28) if dev.type == "cuda" else (1 << 25), device=dev, dtype=torch.uint8)
+    out = torch.empty_like(big)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def best(fn, reps):
+        fn(); sync()
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter(); fn(); sync(); times.append(time.perf_counter() - t)
+        return min(times)
+
+    t_mm = best(lambda: torch.mm(a, b), 10)
+    t_cp = best(lambda: out.copy_(big), 10)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    return DevicePeaks(name, 2 * n**3 / t_mm / 1e12, precision, 2 * big.numel() / t_cp / 1e9)
+
+
+def _numpy_peaks() -> DevicePeaks:
+    import numpy as np
+
+    n = 1024
+    a = np.random.rand(n, n).astype(np.float32)
+    t = time.perf_counter(); a @ a; t_mm = time.perf_counter() - t
+    big = np.empty(1 << 25, np.uint8); out = np.empty_like(big)
+    t = time.perf_counter(); np.copyto(out, big); t_cp = time.perf_counter() - t
+    return DevicePeaks("cpu", 2 * n**3 / t_mm / 1e12, "fp32", 2 * big.size / t_cp / 1e9)
+
+
+def floor_seconds(cost: SegmentCost, peaks: DevicePeaks) -> dict[str, float]:
+    """Compute-bound and memory-bound floors of one segment, and the binding one."""
+    compute = cost.flops / (peaks.matmul_tflops * 1e12)
+    memory = (cost.weight_bytes + cost.state_bytes) / (peaks.copy_gbps * 1e9)
+    return {"compute_s": compute, "memory_s": memory, "floor_s": max(compute, memory),
+            "bound": "compute" if compute >= memory else "memory"}
