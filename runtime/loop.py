@@ -1,0 +1,202 @@
+"""The HRM halting loop over backend slots: embed once, segments until each row halts.
+
+One :class:`SegmentLoop` drives one backend at its allocated batch size B. Rows ("slots") are
+loaded with :meth:`SegmentLoop.admit` (state reset to H_init / L_init, x recomputed), every
+:meth:`SegmentLoop.step` runs one segment on all B rows and reads the heads back **once** (the only
+host synchronisation of the segment), then retires rows that halted. ``Session.solve`` admits a
+chunk and steps until it drains; the continuous-batching ``Scheduler`` refills freed slots between
+steps. Both therefore share the exact halting semantics of ``hrm.model.solve``:
+
+* ``fixed``: a row runs exactly ``max_segments`` segments (default ``halt_max_steps``);
+* ``act``: a row halts after the first segment whose ``q_halt > q_continue``; at least 1, at most
+  ``max_segments``, which may exceed the trained ``halt_max_steps``.
+
+A halted row's answer is the argmax of the logits of its halting segment. Logits are read only on
+segments where some row can halt (always under ``act``; the last segment under ``fixed``) or when a
+trace is wanted, in the same synchronisation as the q values.
+
+Numerics: q values of every active row are checked each segment and logits whenever read; a
+non-finite value fails that row with :class:`hrm.errors.NumericsError` naming the row's segment and
+source. (NaN anywhere in a state reaches position 0, hence q, within one segment through attention.)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from hrm.errors import NumericsError
+
+HALTING_MODES = ("fixed", "act")
+
+#: called after each segment with (per-row segment count [B], 0 = idle row; z_H as fp32 [B, S+P, D])
+StateHook = Callable[[np.ndarray, np.ndarray], None]
+
+
+def check_halting(halting: str, max_segments: int | None, default: int) -> int:
+    """Validate the halting mode and return the segment cap (same rules as hrm.model.solve)."""
+    if halting not in HALTING_MODES:
+        raise ValueError(f"halting must be one of {HALTING_MODES}, got {halting!r}")
+    cap = default if max_segments is None else int(max_segments)
+    if cap < 1:
+        raise ValueError(f"max_segments must be >= 1, got {max_segments}")
+    return cap
+
+
+@dataclass
+class Request:
+    """One puzzle to solve: inputs, where it came from, and who asked."""
+
+    tokens: np.ndarray  # int32 [S]
+    puzzle_id: int = 0
+    source: str = "<input>"
+    label: np.ndarray | None = None
+    puzzle: Any = None  # the hrm.tasks.Puzzle, when there is one
+    request_id: Any = None
+    submitted: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def of(cls, item: Any, request_id: Any = None, index: int = 0) -> "Request":
+        """From a Puzzle (anything with .tokens/.puzzle_id/.source/.label) or a token vector."""
+        if hasattr(item, "tokens"):
+            return cls(np.asarray(item.tokens, np.int32).reshape(-1), int(getattr(item, "puzzle_id", 0)),
+                       str(getattr(item, "source", f"<input>:{index + 1}")), getattr(item, "label", None),
+                       item, request_id)
+        return cls(np.asarray(item, np.int32).reshape(-1), 0, f"<input>:{index + 1}", None, None, request_id)
+
+
+@dataclass
+class RowRecord:
+    """What happened to one request while it occupied a slot."""
+
+    request: Request
+    row: int
+    loaded: float
+    segments: int = 0
+    q_halt: list[float] = field(default_factory=list)
+    q_continue: list[float] = field(default_factory=list)
+    trace: list[np.ndarray] | None = None
+    segment_seconds: float = 0.0
+    answer: np.ndarray | None = None
+    finished: float = 0.0
+
+
+@dataclass
+class StepResult:
+    """Rows that left the loop in one step."""
+
+    finished: list[RowRecord]
+    failed: list[tuple[RowRecord, NumericsError]]
+    seconds: float
+
+
+class SegmentLoop:
+    """Segments over the slots of one backend (see the module docstring)."""
+
+    def __init__(self, backend: Any, *, halting: str = "act", max_segments: int | None = None,
+                 trace: bool = False, state_hook: StateHook | None = None) -> None:
+        self.backend = backend
+        self.halting = halting
+        self.cap = check_halting(halting, max_segments, backend.deployment.config.halt_max_steps)
+        self.trace = bool(trace)
+        self.state_hook = state_hook
+        self.rows: list[RowRecord | None] = [None] * backend.batch
+        self.seq_len = backend.deployment.config.seq_len
+
+    # ---- slots ---------------------------------------------------------------------------------
+    @property
+    def slots(self) -> int:
+        return len(self.rows)
+
+    @property
+    def active(self) -> int:
+        return sum(r is not None for r in self.rows)
+
+    def free_rows(self) -> list[int]:
+        return [i for i, r in enumerate(self.rows) if r is None]
+
+    def admit(self, requests: Sequence[Request]) -> list[int]:
+        """Load requests into free slots (one backend.load_rows call); returns their rows."""
+        free = self.free_rows()
+        if len(requests) > len(free):
+            raise ValueError(f"{len(requests)} requests but only {len(free)} free slots")
+        if not requests:
+            return []
+        rows = free[: len(requests)]
+        for req in requests:
+            if req.tokens.shape != (self.seq_len,):
+                raise ValueError(f"{req.source}: expected {self.seq_len} tokens, got {req.tokens.size}")
+        tokens = np.stack([r.tokens for r in requests]).astype(np.int32)
+        ids = np.array([r.puzzle_id for r in requests], np.int32)
+        self.backend.load_rows(rows, tokens, ids)
+        now = time.perf_counter()
+        for row, req in zip(rows, requests):
+            self.rows[row] = RowRecord(req, row, now, trace=[] if self.trace else None)
+        return rows
+
+    # ---- one segment -----------------------------------------------------------------------------
+    def step(self) -> StepResult:
+        """Run one segment on every slot, record heads, retire halted / failed rows."""
+        t0 = time.perf_counter()
+        live = [(i, r) for i, r in enumerate(self.rows) if r is not None]
+        if not live:
+            return StepResult([], [], 0.0)
+        self.backend.segment()
+        need_logits = self.trace or self.halting == "act" or any(r.segments + 1 >= self.cap for _, r in live)
+        heads = self.backend.read_heads(logits=need_logits)
+        preds = heads.predictions() if need_logits else None
+        seconds = time.perf_counter() - t0
+        if self.state_hook is not None:
+            counts = np.zeros(self.slots, np.int64)
+            for i, r in live:
+                counts[i] = r.segments + 1
+            self.state_hook(counts, self.backend.read_state())
+
+        finished: list[RowRecord] = []
+        failed: list[tuple[RowRecord, NumericsError]] = []
+        now = time.perf_counter()
+        for i, rec in live:
+            rec.segments += 1
+            rec.segment_seconds += seconds
+            qh, qc = float(heads.q_halt[i]), float(heads.q_continue[i])
+            bad = _non_finite(qh, qc, None if heads.logits is None else heads.logits[i])
+            if bad:
+                err = NumericsError(f"{rec.request.source}: non-finite {bad} at segment {rec.segments} "
+                                    f"(batch row {i}, backend {self.backend.name}/{self.backend.precision})")
+                err.segment, err.rows, err.sources = rec.segments, [i], [rec.request.source]
+                failed.append((rec, err))
+                self.rows[i] = None
+                continue
+            rec.q_halt.append(qh)
+            rec.q_continue.append(qc)
+            if rec.trace is not None:
+                rec.trace.append(preds[i].copy())
+            halt = rec.segments >= self.cap or (self.halting == "act" and qh > qc)
+            if halt:
+                rec.answer = preds[i].copy()
+                rec.finished = now
+                finished.append(rec)
+                self.rows[i] = None
+        return StepResult(finished, failed, seconds)
+
+
+def _non_finite(q_halt: float, q_continue: float, logits: np.ndarray | None) -> str | None:
+    if not (np.isfinite(q_halt) and np.isfinite(q_continue)):
+        return f"q values (q_halt={q_halt}, q_continue={q_continue})"
+    if logits is not None and not np.isfinite(logits).all():
+        return "logits"
+    return None
+
+
+def merge_errors(failed: Sequence[tuple[RowRecord, NumericsError]]) -> NumericsError:
+    """One error for a batch: the first segment and every row and source that failed."""
+    rows = [rec.row for rec, _ in failed]
+    sources = [rec.request.source for rec, _ in failed]
+    seg = min(e.segment for _, e in failed)
+    err = NumericsError(f"non-finite values at segment {seg} in batch rows {rows} ({', '.join(sources)}): "
+                        f"{failed[0][1]}")
+    err.segment, err.rows, err.sources = seg, rows, sources
+    return err

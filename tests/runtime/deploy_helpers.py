@@ -1,0 +1,145 @@
+"""Build deployment directories for runtime tests.
+
+Uses the real exporter (``hrm.export.export_deployment``) when it is available; until then (and as
+a cross-check of the manifest contract) a minimal writer assembles the same layout from the
+exporter's graph builder. Both write ``DIR/manifest.json`` + ``DIR/<precision>/<graph>.onnx``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hrm.config import HRMConfig
+from hrm.io import sha256_file
+
+
+def have_exporter() -> bool:
+    try:
+        from hrm.export import export_deployment  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def export(checkpoint: Path, out_dir: Path, precisions: tuple[str, ...] = ("fp32",), segment: bool = True) -> Path:
+    """Export ``checkpoint`` (our format) into ``out_dir`` (with the fused ``segment`` graph when the
+    real exporter is there); returns the deployment directory."""
+    if have_exporter():
+        from hrm.export import export_deployment
+
+        export_deployment(checkpoint, out_dir, precisions=precisions, validate=False, segment=segment)
+        return Path(out_dir)
+    from hrm.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    return write_minimal(out_dir, ckpt.config, ckpt.tensors, precisions, task=ckpt.task,
+                         source={"path": str(ckpt.source), "format": ckpt.format, "sha256": ckpt.sha256})
+
+
+def write_minimal(out_dir: Path, config: HRMConfig, tensors: dict[str, np.ndarray], precisions: tuple[str, ...],
+                  task: dict[str, Any] | None = None, source: dict[str, Any] | None = None) -> Path:
+    """Fallback writer: graphs from hrm.export.graphs.build_graph, manifest from hrm.manifest."""
+    import onnx
+
+    from hrm.export.graphs import build_graph, graph_io
+    from hrm.export.precision import get_precision
+    from hrm.manifest import STEP_GRAPHS, GraphEntry, Manifest, Variant
+
+    out_dir = Path(out_dir)
+    (out_dir / "init").mkdir(parents=True, exist_ok=True)
+    init = {}
+    for key in ("H_init", "L_init"):
+        rel = f"init/{key}.npy"
+        np.save(out_dir / rel, np.asarray(tensors[key], np.float32))
+        init[key] = {"file": rel, "sha256": sha256_file(out_dir / rel)}
+    variants = {}
+    for name in precisions:
+        prec = get_precision(name)
+        (out_dir / name).mkdir(exist_ok=True)
+        graphs = {}
+        for kind in STEP_GRAPHS:
+            rel = f"{name}/{kind}.onnx"
+            onnx.save(build_graph(kind, config, tensors, prec), out_dir / rel)
+            ins, outs = graph_io(kind, config, prec)
+            graphs[kind] = GraphEntry(kind, rel, sha256_file(out_dir / rel), [s.to_dict() for s in ins],
+                                      [s.to_dict() for s in outs])
+        variants[name] = Variant(name, graphs)
+    Manifest(config=config, task=task, variants=variants, init=init, source=source or {}, root=out_dir).save()
+    return out_dir
+
+
+def patch_initializer(deploy_dir: Path, precision: str, kind: str, name: str, fn) -> None:
+    """Replace initializer ``name`` of ``<precision>/<kind>.onnx`` by ``fn(array)`` and rewrite the
+    manifest's hash, so the deployment still verifies but computes something else."""
+    import onnx
+    from onnx import numpy_helper
+
+    from hrm.manifest import load_manifest
+
+    man = load_manifest(deploy_dir, verify=False)
+    entry = man.variant(precision).graphs[kind]
+    path = man.path(entry.file)
+    model = onnx.load(path)
+    for i, init in enumerate(model.graph.initializer):
+        if init.name == name:
+            new = numpy_helper.from_array(np.asarray(fn(numpy_helper.to_array(init))).astype(numpy_helper.to_array(init).dtype), name)
+            model.graph.initializer[i].CopyFrom(new)
+            break
+    else:
+        raise KeyError(f"{path}: no initializer {name!r}")
+    onnx.save(model, path)
+    entry.sha256 = sha256_file(path)
+    man.save()
+
+
+def copy_deployment(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def build_engines(deploy_dir: Path, precision: str, trt, max_batch: int = 16, opt_batch: int = 4) -> list[Path]:
+    """Build TensorRT engines for the step graphs of ``precision`` with module ``trt`` (``tensorrt`` or
+    ``tensorrt_rtx``; only API shared by TensorRT 10.3+, 11 and RTX) and list them in the manifest with
+    this machine's facts (flavour, version, compute capability). Returns the engine paths."""
+    from hrm.io import sha256_file
+    from hrm.manifest import EngineEntry, load_manifest
+    from hrm.runtime.gpu import Cudart
+
+    flavour = "tensorrt_rtx" if trt.__name__.startswith("tensorrt_rtx") else "tensorrt"
+    cc = Cudart.get().compute_capability()
+    man = load_manifest(deploy_dir, verify=False)
+    var = man.variant(precision)
+    logger = trt.Logger(trt.Logger.WARNING)
+    out = []
+    for kind in var.graphs:
+        g = var.graphs[kind]
+        builder = trt.Builder(logger)
+        flags = 0
+        if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+            flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse_from_file(str(man.path(g.file))):
+            raise RuntimeError(f"{g.file}: " + "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors)))
+        config = builder.create_builder_config()
+        profile = builder.create_optimization_profile()
+        for spec in g.inputs:
+            dims = [d if isinstance(d, int) else None for d in spec["shape"]]
+            shape = lambda b: tuple(b if d is None else d for d in dims)  # noqa: E731
+            profile.set_shape(spec["name"], shape(1), shape(opt_batch), shape(max_batch))
+        config.add_optimization_profile(profile)
+        blob = builder.build_serialized_network(network, config)
+        if blob is None:
+            raise RuntimeError(f"{g.file}: engine build failed")
+        rel = f"{precision}/{kind}.engine"
+        path = man.path(rel)
+        path.write_bytes(bytes(blob))
+        var.engines[kind] = EngineEntry(kind, rel, sha256_file(path), flavour, str(trt.__version__), "", cc, {})
+        out.append(path)
+    man.save()
+    return out

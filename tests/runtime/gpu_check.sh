@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Exercise the runtime's CUDA paths on a GPU machine, one command:
+#   bash tests/runtime/gpu_check.sh [OUT_DIR]
+# Needs: the project importable (pip install -e . --no-deps), polygraphy, onnxruntime-gpu (CUDA EP);
+# tensorrt is optional (TRT tests skip without it). Writes JSON results under OUT_DIR (default $OUT or /tmp/hrm-gpu).
+set -uo pipefail
+out="${1:-${OUT:-/tmp/hrm-gpu}}"; mkdir -p "$out"
+py="${PYTHON:-python3}"
+export PYTHONUNBUFFERED=1
+$py -c "import onnxruntime as o, sys; print('onnxruntime', o.__version__, o.get_available_providers())"
+$py -c "from hrm.runtime.gpu import device_count, Cudart; print('cuda devices', device_count(), 'cc', Cudart.get().compute_capability())"
+# 1. GPU tests: runtime.gpu primitives, ORT CUDA (+ CUDA graphs, scheduler, fp16 gates), TensorRT if importable
+$py -m pytest tests/runtime/test_gpu.py tests/runtime/test_trt.py -v -rs 2>&1 | tee "$out/gpu_tests.log"
+# 2. full-size random model (27M params, Sudoku shape), parity fp32 + fp16 on ORT CUDA, both halting modes
+dep="$out/full/deploy"
+[ -f "$dep/manifest.json" ] || $py tests/runtime/make_random_deployment.py "$out/full" --size full --precisions fp32,fp16
+ref_dev=$($py -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
+$py -m hrm.cli.parity "$dep" --backend ort --device cuda --precision fp32,fp16 --n 128 --batch 64 \
+    --reference-device "$ref_dev" --json > "$out/parity_ort_cuda.json"; echo "hrm-parity exit $?"
+$py -m hrm.cli.parity "$dep" --backend ort --device cuda --precision fp32,fp16 --n 128 --batch 64 --reference-device "$ref_dev" 2>&1 | tail -20
+# 3. first latency figures per segment, batch 1 and 64
+for p in fp32 fp16; do
+  $py -m hrm.runtime.timing "$dep" --backend ort --device cuda --precision $p --batch 1 --batch 64 > "$out/timing_ort_$p.json"
+done
+$py -m hrm.runtime.timing "$dep" --backend ort --device cuda --precision fp16 --batch 1 --batch 64 --cuda-graph > "$out/timing_ort_fp16_cudagraph.json"
+$py -m hrm.runtime.timing "$dep" --backend ort --device cuda --precision fp16 --batch 1 --batch 64 --fused > "$out/timing_ort_fp16_fused.json"
+$py -m hrm.runtime.timing "$dep" --backend torch --device cuda --precision fp32 --batch 1 --batch 64 > "$out/timing_torch_fp32.json" 2>/dev/null
+$py - "$out" <<'PY'
+import json, pathlib, sys
+for f in sorted(pathlib.Path(sys.argv[1]).glob("timing_*.json")):
+    try:
+        d = json.loads(f.read_text())
+    except ValueError:
+        continue
+    print(f.name, {r["batch"]: r["segment_ms"]["p50"] for r in d["results"]}, "ms/segment (p50)")
+PY

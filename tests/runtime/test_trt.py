@@ -1,0 +1,120 @@
+"""TensorRT backend end to end: build engines for the tiny export, run them, compare with ORT.
+
+Runs where ``tensorrt`` (or ``tensorrt_rtx``) imports *and* a CUDA device is present; skipped with the
+reason elsewhere. The engine-compatibility refusal itself is tested without TensorRT in
+test_engine_check.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+from hrm.runtime.gpu import device_count
+
+
+def _trt_module():
+    for name in ("tensorrt", "tensorrt_rtx"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
+
+
+TRT = _trt_module()
+pytestmark = [
+    pytest.mark.trt,
+    pytest.mark.skipif(TRT is None, reason="neither tensorrt nor tensorrt_rtx is importable"),
+    pytest.mark.skipif(device_count() == 0, reason="TensorRT engines need a CUDA device to run; none here"),
+]
+
+
+@pytest.fixture(scope="module")
+def trt_deploy(tiny_deploy, tmp_path_factory):
+    from deploy_helpers import build_engines, copy_deployment
+
+    d = copy_deployment(tiny_deploy, tmp_path_factory.mktemp("trt") / "d")
+    build_engines(d, "fp32", TRT)
+    build_engines(d, "fp16", TRT)
+    return d
+
+
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_trt_fp32_equals_ort(trt_deploy, batch16, cuda_graph):
+    from hrm.runtime import Session
+
+    tokens, ids = batch16
+    with Session(trt_deploy, backend="trt", device="cuda", batch=4, cuda_graph=cuda_graph) as t, \
+            Session(trt_deploy, backend="ort", batch=4) as o:
+        for halting in ("fixed", "act"):
+            rt = t.solve(tokens, puzzle_ids=ids, halting=halting, max_segments=6)
+            ro = o.solve(tokens, puzzle_ids=ids, halting=halting, max_segments=6)
+            np.testing.assert_array_equal(np.stack([r.answer_tokens for r in rt]), np.stack([r.answer_tokens for r in ro]))
+            assert [r.segments for r in rt] == [r.segments for r in ro]
+            for a, b in zip(rt, ro):
+                np.testing.assert_allclose(a.q_halt, b.q_halt, rtol=1e-3, atol=1e-3)
+        assert t.backend.cuda_graph == cuda_graph  # capture worked (no silent fallback)
+
+
+def test_trt_fused_segment_equals_steps(trt_deploy, batch16):
+    from hrm.runtime import Session
+    from hrm.runtime.deployment import load_deployment
+
+    if "segment" not in load_deployment(trt_deploy).variant("fp32").engines:
+        pytest.skip("no fused segment engine in this export")
+    tokens, ids = batch16
+    with Session(trt_deploy, backend="trt", device="cuda", batch=4, fused=True) as f, \
+            Session(trt_deploy, backend="trt", device="cuda", batch=4) as s:
+        a = f.solve(tokens, puzzle_ids=ids, halting="act")
+        b = s.solve(tokens, puzzle_ids=ids, halting="act")
+    assert [r.segments for r in a] == [r.segments for r in b]
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.answer_tokens, y.answer_tokens)
+
+
+def test_trt_graph_replay_is_bit_identical_to_eager(trt_deploy, batch16):
+    from hrm.runtime import Session
+
+    tokens, ids = batch16
+    with Session(trt_deploy, backend="trt", device="cuda", batch=4, cuda_graph=True) as g, \
+            Session(trt_deploy, backend="trt", device="cuda", batch=4, cuda_graph=False) as e:
+        a = g.solve(tokens, puzzle_ids=ids, halting="fixed", max_segments=5)
+        b = e.solve(tokens, puzzle_ids=ids, halting="fixed", max_segments=5)
+    for x, y in zip(a, b):
+        assert x.q_halt == y.q_halt
+        np.testing.assert_array_equal(x.answer_tokens, y.answer_tokens)
+
+
+def test_trt_fp16_runs_and_scheduler_matches_alone(trt_deploy, batch16):
+    from hrm.runtime import Scheduler, Session
+    from hrm.tasks.base import Puzzle
+
+    tokens, ids = batch16
+    puzzles = [Puzzle(tokens[i], None, f"p{i}", int(ids[i])) for i in range(12)]
+    with Session(trt_deploy, backend="trt", device="cuda", precision="fp16", batch=4) as s:
+        alone = [s.solve([p], halting="act")[0] for p in puzzles]
+        sched = Scheduler(s, 4, halting="act")
+        futs = [sched.submit(p) for p in puzzles]
+        sched.run_until_idle()
+    for f, a in zip(futs, alone):
+        r = f.result(timeout=0)
+        np.testing.assert_array_equal(r.answer_tokens, a.answer_tokens)
+        assert r.segments == a.segments
+
+
+def test_trt_refuses_a_foreign_engine_record(trt_deploy, tmp_path):
+    from deploy_helpers import copy_deployment
+
+    from hrm.errors import EngineMismatchError
+    from hrm.manifest import load_manifest
+    from hrm.runtime import Session
+
+    d = copy_deployment(trt_deploy, tmp_path / "foreign")
+    man = load_manifest(d, verify=False)
+    man.variants["fp32"].engines["l_step"].compute_capability = "5.0"
+    man.save()
+    with pytest.raises(EngineMismatchError, match="compute capability 5.0"):
+        Session(d, backend="trt", device="cuda").activate()
