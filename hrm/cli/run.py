@@ -75,7 +75,7 @@ def main(deployment: Path, inputs: tuple[str, ...], backend: str, device: str, p
     with session, _progress(err, len(read.puzzles)) as advance:
         for r in session.iter_solve(read.puzzles, trace=trace, on_chunk=advance):
             results.append(r)
-            click.echo(json.dumps(r.to_dict(trace=trace)) if as_json else _human(r, parser, trace, color))
+            click.echo(json.dumps(r.to_dict(trace=trace)) if as_json else format_result(r, parser, trace, color))
     summary = summarize(results, rejected=len(read.errors))
     if as_json:
         click.echo(json.dumps({"summary": summary}))
@@ -84,7 +84,7 @@ def main(deployment: Path, inputs: tuple[str, ...], backend: str, device: str, p
         sys.exit(EXIT_BAD_INPUT)
 
 
-def _human(r, task, trace: bool, color: bool) -> str:
+def format_result(r, task, trace: bool, color: bool) -> str:
     """A header line per puzzle, then the rendered grid (every segment's under --trace)."""
     if r.verdict is not None:
         status = "solved" if r.solved else ("valid" if r.valid else "INVALID")

@@ -1,0 +1,360 @@
+"""``export_deployment``: checkpoint in, complete and verified deployment directory out.
+
+Stages (each reported through ``progress``): load the checkpoint -> build and write the graphs (+ the
+initial states) -> check them (onnx.checker, shape inference) -> validate against PyTorch -> build
+TensorRT engines -> write ``manifest.json`` last. Everything is written into a staging directory
+beside ``out_dir`` and renamed into place at the end, so an interrupted or failed export leaves no
+half-written file under ``out_dir`` (with ``force`` the old directory is swapped out only after the new
+one is complete).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+import hrm
+from hrm.checkpoint import Checkpoint, load_checkpoint
+from hrm.errors import ExportError
+from hrm.export.engine import EngineOptions, build_engine, import_tensorrt
+from hrm.export.graphs import DEFAULT_OPSET, STEP_GRAPHS, build_graph, check_opset, graph_io
+from hrm.export.precision import Precision, parse_precisions
+from hrm.export.writer import EXTERNAL_DATA_THRESHOLD, check_graph, save_graph, save_init
+from hrm.manifest import Manifest, Variant
+
+
+class ValidationFailed(ExportError):
+    """The exported graphs do not match the PyTorch reference within tolerance; ``report`` has the details."""
+
+    def __init__(self, message: str, report: "ExportReport") -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class ProgressEvent:
+    """One progress message. ``stage``: load, graphs, validate, engine, manifest. ``kind``: ``start`` opens
+    a stage, ``note`` reports inside it, ``done`` closes it (with ``seconds``)."""
+
+    stage: str
+    message: str
+    kind: str = "note"
+    seconds: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.kind == "done"
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class GraphResult:
+    """One row of the closing table: a graph of one precision, its errors and its engine."""
+
+    precision: str
+    kind: str
+    file: str
+    bytes: int
+    max_abs: float | None = None
+    max_rel: float | None = None
+    tolerance: float | None = None
+    passed: bool | None = None
+    engine_file: str | None = None
+    engine_bytes: int | None = None
+    build_seconds: float | None = None
+
+
+@dataclass
+class ExportReport:
+    """What an export produced (the CLI's table and ``--json`` summary)."""
+
+    out_dir: Path
+    manifest_path: Path
+    source: dict[str, Any]
+    config: dict[str, Any]
+    precisions: list[str]
+    opset: int
+    graphs: list[GraphResult] = field(default_factory=list)
+    validation: dict[str, dict[str, Any]] | None = None
+    engine: dict[str, Any] | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """True when validation ran and every check passed (None-free), or validation was skipped."""
+        return self.validation is None or all(v["passed"] for v in self.validation.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out_dir": str(self.out_dir), "manifest": str(self.manifest_path), "source": self.source,
+                "config": self.config, "precisions": self.precisions, "opset": self.opset, "passed": self.passed,
+                "graphs": [asdict(g) for g in self.graphs], "validation": self.validation, "engine": self.engine,
+                "seconds": self.seconds}
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of everything that shaped the graphs (recorded in the manifest's ``exporter``)."""
+    import importlib.metadata as md
+
+    out: dict[str, str | None] = {"hrm_deploy": hrm.__version__}
+    for dist, key in (("onnx", "onnx"), ("onnxruntime", "onnxruntime"), ("onnxruntime-gpu", "onnxruntime_gpu"),
+                      ("polygraphy", "polygraphy"), ("torch", "torch"), ("numpy", "numpy"), ("ml_dtypes", "ml_dtypes")):
+        try:
+            out[key] = md.version(dist)
+        except md.PackageNotFoundError:
+            if key != "onnxruntime_gpu":
+                out[key] = None
+    return out
+
+
+# ---- the target directory ------------------------------------------------------------------------
+
+def check_target(out_dir: Path, force: bool) -> None:
+    """Refuse a non-empty ``out_dir`` without ``force`` and an unwritable location, before any work."""
+    if out_dir.exists() or out_dir.is_symlink():
+        if not out_dir.is_dir():
+            raise ExportError(f"{out_dir}: exists and is not a directory")
+        if any(out_dir.iterdir()) and not force:
+            raise ExportError(f"{out_dir}: directory exists and is not empty; pass --force to replace it")
+    parent = out_dir.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"{out_dir}: cannot create the parent directory {parent} ({exc.strerror})") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(f"{out_dir}: cannot write in {parent} (permission denied)")
+
+
+def _staging(out_dir: Path) -> Path:
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    except OSError as exc:
+        raise ExportError(f"{out_dir}: cannot write in {out_dir.parent} ({exc.strerror})") from None
+
+
+def _umask_permissions(root: Path) -> None:
+    """mkdtemp/mkstemp create 0700/0600 entries; give the deployment the usual umask-based modes so a
+    service user can read it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    """Rename the finished staging directory to ``out_dir``; an existing one is swapped out first."""
+    _umask_permissions(staging)
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        os.rename(out_dir, old / out_dir.name)
+        try:
+            os.rename(staging, out_dir)
+        except BaseException:
+            os.rename(old / out_dir.name, out_dir)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(staging, out_dir)
+
+
+# ---- the export ----------------------------------------------------------------------------------
+
+def export_deployment(
+    checkpoint: str | Path | Checkpoint,
+    out_dir: str | Path,
+    precisions: str | Sequence[str] = ("fp32", "fp16", "bf16"),
+    opset: int = DEFAULT_OPSET,
+    validate: bool = True,
+    engine: EngineOptions | None = None,
+    force: bool = False,
+    segment: bool = False,
+    progress: ProgressCallback | None = None,
+    *,
+    seq_len: int | None = None,
+    dataset_json: str | Path | None = None,
+    external_data_threshold: int = EXTERNAL_DATA_THRESHOLD,
+    validation_batch: int = 2,
+    chain_segments: int = 3,
+    provider: str = "auto",
+    seed: int = 0,
+) -> ExportReport:
+    """Export ``checkpoint`` (ours or official; path or loaded) to the deployment directory ``out_dir``.
+
+    ``precisions``: any of fp32, fp16, bf16. ``segment``: also export the fused ``segment`` graph.
+    ``engine``: build TensorRT engines with these options (None: no engines). ``seq_len`` /
+    ``dataset_json``: sizes for official checkpoints whose config lacks them. Raises
+    :class:`hrm.errors.HRMError` subclasses for user errors and :class:`ValidationFailed` when a graph
+    does not match the reference; in every failure case nothing is left under ``out_dir``.
+    """
+    emit = progress or (lambda event: None)
+    out_dir = Path(out_dir).absolute()
+    chosen = parse_precisions(precisions)
+    opset = check_opset(opset)
+    check_target(out_dir, force)
+    if engine is not None:
+        engine.validate()
+    trt = import_tensorrt(engine.flavour) if engine is not None else None  # fail before any long work
+    if validate:
+        _check_validation_deps()
+        from hrm.export.sessions import resolve_provider
+
+        provider = resolve_provider(provider)  # type: ignore[arg-type]
+    timer = _Timer(emit)
+
+    with timer("load", "loading checkpoint"):
+        ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else _load(checkpoint, seq_len, dataset_json)
+        timer.note(f"{ckpt.format} checkpoint {ckpt.source.name}: {ckpt.num_parameters:,} parameters, "
+                   f"seq_len {ckpt.config.seq_len}, vocab {ckpt.config.vocab_size}")
+    kinds = (*STEP_GRAPHS, "segment") if segment else STEP_GRAPHS
+    staging = _staging(out_dir)
+    try:
+        report = ExportReport(out_dir, out_dir / "manifest.json",
+                              {"path": str(Path(ckpt.source).absolute()), "format": ckpt.format, "sha256": ckpt.sha256},
+                              ckpt.config.to_dict(), [p.name for p in chosen], opset)
+        variants = _write_graphs(ckpt, chosen, kinds, opset, staging, external_data_threshold, timer, report)
+        init = save_init(staging, ckpt.tensors)
+        if validate:
+            _validate(ckpt, chosen, variants, staging, timer, report, validation_batch, chain_segments, provider, seed)
+        if trt is not None and engine is not None:
+            _engines(trt, engine, chosen, variants, staging, timer, report)
+        with timer("manifest", "writing manifest.json"):
+            exporter: dict[str, Any] = {**library_versions(), "opset": opset,
+                                        "graph_builder": "hrm.export (onnx.helper from checkpoint tensors)"}
+            if trt is not None:
+                exporter["tensorrt"] = {"flavour": trt.flavour, "version": trt.version}
+            Manifest(config=ckpt.config, task=ckpt.task, variants=variants, init=init, source=report.source,
+                     exporter=exporter, default_halting="act", root=staging).save()
+            _publish(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    report.seconds.update(timer.seconds)
+    report.seconds["total"] = round(sum(timer.seconds.values()), 3)
+    return report
+
+
+def _check_validation_deps() -> None:
+    import importlib.util
+
+    missing = [m for m in ("torch", "onnxruntime", "polygraphy") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ExportError(f"validation needs {', '.join(missing)}: pip install 'hrm-deploy[export]' "
+                          "(or pass --no-validate to skip the parity checks)")
+
+
+def _load(path: str | Path, seq_len: int | None, dataset_json: str | Path | None) -> Checkpoint:
+    kwargs: dict[str, Any] = {}
+    if seq_len is not None:
+        kwargs["seq_len"] = seq_len
+    if dataset_json is not None:
+        kwargs["dataset_json"] = dataset_json
+    return load_checkpoint(path, **kwargs)
+
+
+def _write_graphs(ckpt: Checkpoint, chosen: Sequence[Precision], kinds: Sequence[str], opset: int, staging: Path,
+                  threshold: int, timer: "_Timer", report: ExportReport) -> dict[str, Variant]:
+    variants: dict[str, Variant] = {}
+    tensors = {k: np.asarray(v, dtype=np.float32) for k, v in ckpt.tensors.items()}
+    with timer("graphs", f"building {len(kinds)} graphs x {len(chosen)} precisions (opset {opset})"):
+        for p in chosen:
+            graphs = {}
+            for kind in kinds:
+                ins, outs = graph_io(kind, ckpt.config, p)
+                model = build_graph(kind, ckpt.config, tensors, p, opset)
+                entry = save_graph(model, staging, f"{p.name}/{kind}.onnx", kind, ins, outs, threshold)
+                del model
+                check_graph(staging / entry.file, outs)
+                size = (staging / entry.file).stat().st_size
+                if entry.external_data:
+                    size += (staging / entry.external_data["file"]).stat().st_size
+                graphs[kind] = entry
+                report.graphs.append(GraphResult(p.name, kind, entry.file, size))
+                timer.note(f"{entry.file}: {size / 2**20:.1f} MiB, checker + shape inference ok")
+            variants[p.name] = Variant(p.name, graphs)
+    return variants
+
+
+def _validate(ckpt: Checkpoint, chosen: Sequence[Precision], variants: Mapping[str, Variant], staging: Path,
+              timer: "_Timer", report: ExportReport, batch: int, chain_segments: int, provider: str, seed: int) -> None:
+    from hrm.export.validate import ValidationInputs, failures, validate_variant
+    from hrm.model import HRM
+
+    report.validation = {}
+    with timer("validate", f"validating against PyTorch ({provider})"):
+        model = HRM.from_checkpoint(ckpt)
+        data = ValidationInputs.make(ckpt.config, ckpt.task, batch=batch, seed=seed)
+        init = tuple(np.load(staging / f"init/{k}.npy") for k in ("H_init", "L_init"))
+        workdir = Path(tempfile.mkdtemp(prefix=".validate-", dir=staging))
+        try:
+            for p in chosen:
+                files = {k: staging / g.file for k, g in variants[p.name].graphs.items()}
+                result = validate_variant(model, files, p, data, init, workdir, provider, chain_segments)  # type: ignore[arg-type]
+                variants[p.name].validation = result
+                report.validation[p.name] = result
+                for row in report.graphs:
+                    if row.precision == p.name and row.kind in result["graphs"]:
+                        g = result["graphs"][row.kind]
+                        row.max_abs, row.max_rel, row.tolerance, row.passed = (g["max_abs"], g["max_rel"],
+                                                                              g["tolerance"], g["passed"])
+                seg = result["segment"]
+                timer.note(f"{p.name}: {'passed' if result['passed'] else 'FAILED'}; composed segment max_rel "
+                           f"{seg['max_rel']:.2e} (tol {seg['tolerance']:.1e}), {result['chain']['segments']} chained "
+                           f"segments max_rel {result['chain']['max_rel']:.2e}")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    bad = [f"{p}: {line}" for p, r in report.validation.items() for line in failures(r)]
+    if bad:
+        report.seconds.update(timer.seconds)
+        raise ValidationFailed("validation failed: " + "; ".join(bad), report)
+
+
+def _engines(trt: Any, options: EngineOptions, chosen: Sequence[Precision], variants: Mapping[str, Variant],
+             staging: Path, timer: "_Timer", report: ExportReport) -> None:
+    report.engine = {"flavour": trt.flavour, "version": trt.version, "options": options.record()}
+    with timer("engine", f"building TensorRT engines ({trt.flavour} {trt.version})"):
+        for p in chosen:
+            for kind, graph in variants[p.name].graphs.items():
+                if options.graphs is not None and kind not in options.graphs:
+                    continue
+                onnx_path = staging / graph.file
+                entry, seconds = build_engine(trt, onnx_path, onnx_path.with_suffix(".engine"), options, root=staging)
+                entry.kind = kind
+                variants[p.name].engines[kind] = entry
+                for row in report.graphs:
+                    if row.precision == p.name and row.kind == kind:
+                        row.engine_file, row.build_seconds = entry.file, round(seconds, 3)
+                        row.engine_bytes = (staging / entry.file).stat().st_size
+                timer.note(f"{entry.file}: built in {seconds:.1f} s")
+
+
+class _Timer:
+    """Stage timing + progress events: ``with timer("graphs", "message"):`` and ``timer.note("...")``."""
+
+    def __init__(self, emit: ProgressCallback) -> None:
+        self.emit, self.stage, self.seconds = emit, "", {}
+
+    def __call__(self, stage: str, message: str) -> "_Timer":
+        self.stage, self.message = stage, message
+        return self
+
+    def __enter__(self) -> "_Timer":
+        self.start = time.time()
+        self.emit(ProgressEvent(self.stage, self.message, "start"))
+        return self
+
+    def __exit__(self, exc_type, *_exc) -> None:
+        seconds = round(time.time() - self.start, 3)
+        self.seconds[self.stage] = seconds
+        if exc_type is None:
+            self.emit(ProgressEvent(self.stage, self.message, "done", seconds))
+
+    def note(self, message: str) -> None:
+        self.emit(ProgressEvent(self.stage, message, "note"))

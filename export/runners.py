@@ -1,0 +1,178 @@
+"""Polygraphy runners for parity checks: the PyTorch reference, and graphs composed into segments.
+
+Per-graph checks use Polygraphy's own ``OnnxrtRunner`` on the exported file against
+:class:`TorchRunner`. Segment checks need a *program* over several graphs (N x (T l_steps + h_step),
+heads; or several segments chained from the exported initial state), which is what a runtime does:
+:class:`ComposedOnnxRunner` runs it over per-graph ONNX Runtime sessions, :class:`TorchRunner` over the
+PyTorch module (``HRM.segment`` itself, so the composition is checked against the reference's own
+loop, not against a copy of it).
+
+Programs: a graph kind (``embed``, ``l_step``, ``h_step``, ``heads``, ``segment``) or ``chain`` (inputs
+``tokens``, ``puzzle_ids``; outputs ``z_H@k``, ``z_L@k``, ``logits@k``, ``q_halt@k``, ``q_continue@k`` for
+segments k = 1..K from the initial state). bf16 tensors travel as fp32 holding bf16 values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from polygraphy.backend.base import BaseRunner
+from polygraphy.common import TensorMetadata
+from polygraphy.datatype import DataType
+
+from hrm.config import HRMConfig
+from hrm.export.graphs import GRAPH_KINDS, TensorSpec, graph_io
+from hrm.export.onnx_builder import FLOAT, INT32
+from hrm.export.precision import Precision
+
+CHAIN = "chain"
+
+
+def program_io(program: str, config: HRMConfig, precision: Precision, segments: int = 1
+               ) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """Input/output specs of a program (graph kinds as in the manifest; ``chain`` per segment)."""
+    if program != CHAIN:
+        return graph_io(program, config, precision)
+    ins, _ = graph_io("embed", config, precision)
+    _, seg_outs = graph_io("segment", config, precision)
+    outs = [TensorSpec(f"{s.name.replace('_new', '')}@{k}", s.elem_type, s.shape)
+            for k in range(1, segments + 1) for s in seg_outs]
+    return ins, outs
+
+
+def _metadata(specs: list[TensorSpec], precision: Precision) -> TensorMetadata:
+    meta = TensorMetadata()
+    for s in specs:
+        dtype = np.int32 if s.elem_type == INT32 else np.float32 if s.elem_type == FLOAT else precision.carrier_dtype
+        meta.add(s.name, dtype=DataType.from_dtype(np.dtype(dtype)), shape=list(s.shape))
+    return meta
+
+
+class _ProgramRunner(BaseRunner):
+    """Shared plumbing: metadata from the program's specs, timing, name."""
+
+    def __init__(self, program: str, config: HRMConfig, precision: Precision, segments: int, name: str) -> None:
+        super().__init__(name=name)
+        if program not in (*GRAPH_KINDS, CHAIN):
+            raise ValueError(f"unknown program {program!r}")
+        self.program, self.config, self.precision, self.segments = program, config, precision, segments
+        self.ins, self.outs = program_io(program, config, precision, segments)
+
+    def get_input_metadata_impl(self) -> TensorMetadata:
+        return _metadata(self.ins, self.precision)
+
+    def infer_impl(self, feed_dict: Mapping[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
+        start = time.time()
+        values = self.run_program(dict(feed_dict))
+        self.inference_time = time.time() - start
+        return OrderedDict((s.name, values[s.name]) for s in self.outs)
+
+    def run_program(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def activate_impl(self) -> None:
+        pass
+
+    def deactivate_impl(self) -> None:
+        pass
+
+
+class TorchRunner(_ProgramRunner):
+    """The PyTorch reference (``hrm.model.HRM`` with the variant's forward dtype) as a Polygraphy runner."""
+
+    def __init__(self, model: Any, program: str, precision: Precision, segments: int = 1, name: str | None = None) -> None:
+        super().__init__(program, model.config, precision, segments, name or f"torch-{precision.name}-{program}")
+        self.model = model
+
+    def activate_impl(self) -> None:
+        self.model.set_forward_dtype(self.precision.state_dtype)
+
+    def run_program(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        m, dtype = self.model, self.model.forward_dtype
+
+        def t(name: str) -> "torch.Tensor":
+            a = torch.from_numpy(np.ascontiguousarray(feed[name]))
+            return a if a.dtype == torch.int32 else a.to(dtype)
+
+        with torch.no_grad():
+            if self.program == "embed":
+                out = {"x": m.embed(t("tokens"), t("puzzle_ids"))}
+            elif self.program == "l_step":
+                out = {"z_L_new": m.l_step(t("z_L"), t("z_H"), t("x"))}
+            elif self.program == "h_step":
+                out = {"z_H_new": m.h_step(t("z_H"), t("z_L"))}
+            elif self.program == "heads":
+                out = dict(zip(("logits", "q_halt", "q_continue"), m.heads(t("z_H"))))
+            elif self.program == "segment":
+                out = dict(zip(("z_H_new", "z_L_new", "logits", "q_halt", "q_continue"),
+                               m.segment(t("z_H"), t("z_L"), t("x"))))
+            else:
+                x = m.embed(t("tokens"), t("puzzle_ids"))
+                z_H, z_L = m.initial_state(x.shape[0])
+                out = {}
+                for k in range(1, self.segments + 1):
+                    z_H, z_L, logits, q_halt, q_continue = m.segment(z_H, z_L, x)
+                    out.update({f"z_H@{k}": z_H, f"z_L@{k}": z_L, f"logits@{k}": logits,
+                                f"q_halt@{k}": q_halt, f"q_continue@{k}": q_continue})
+        return {k: self._numpy(v) for k, v in out.items()}
+
+    def _numpy(self, v: "Any") -> np.ndarray:
+        import torch
+
+        if v.dtype == torch.bfloat16:
+            return v.float().numpy()
+        return v.numpy()
+
+
+class ComposedOnnxRunner(_ProgramRunner):
+    """Segments (and chains of them) composed from the step graphs' ONNX Runtime sessions.
+
+    ``sessions`` maps graph kinds to ``InferenceSession`` s or callables returning one (created lazily on
+    activate); ``init`` holds the exported fp32 ``(H_init, L_init)`` vectors, cast to the state dtype like
+    the runtime does.
+    """
+
+    def __init__(self, sessions: Mapping[str, Any | Callable[[], Any]], program: str, config: HRMConfig,
+                 precision: Precision, init: tuple[np.ndarray, np.ndarray] | None = None, segments: int = 1,
+                 name: str | None = None) -> None:
+        if program not in ("segment", CHAIN):
+            raise ValueError("ComposedOnnxRunner runs 'segment' or 'chain'; use OnnxrtRunner for one graph")
+        super().__init__(program, config, precision, segments, name or f"onnxrt-composed-{precision.name}-{program}")
+        self._sessions, self.init = dict(sessions), init
+        self.sessions: dict[str, Any] = {}
+
+    def activate_impl(self) -> None:
+        self.sessions = {k: (s() if callable(s) else s) for k, s in self._sessions.items()}
+
+    def deactivate_impl(self) -> None:
+        self.sessions = {}
+
+    def _run(self, kind: str, **feed: np.ndarray) -> list[np.ndarray]:
+        return self.sessions[kind].run(None, feed)
+
+    def segment(self, z_H: np.ndarray, z_L: np.ndarray, x: np.ndarray) -> list[np.ndarray]:
+        for _ in range(self.config.H_cycles):
+            for _ in range(self.config.L_cycles):
+                (z_L,) = self._run("l_step", z_L=z_L, z_H=z_H, x=x)
+            (z_H,) = self._run("h_step", z_H=z_H, z_L=z_L)
+        return [z_H, z_L, *self._run("heads", z_H=z_H)]
+
+    def run_program(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = ("z_H_new", "z_L_new", "logits", "q_halt", "q_continue")
+        if self.program == "segment":
+            return dict(zip(names, self.segment(feed["z_H"], feed["z_L"], feed["x"])))
+        if self.init is None:
+            raise ValueError("a chain needs the initial state (init=(H_init, L_init))")
+        (x,) = self._run("embed", tokens=feed["tokens"], puzzle_ids=feed["puzzle_ids"])
+        z_H, z_L = (np.broadcast_to(self.precision.round_carrier(v), x.shape).copy() for v in self.init)
+        out = {}
+        for k in range(1, self.segments + 1):
+            z_H, z_L, logits, q_halt, q_continue = self.segment(z_H, z_L, x)
+            out.update({f"z_H@{k}": z_H, f"z_L@{k}": z_L, f"logits@{k}": logits,
+                        f"q_halt@{k}": q_halt, f"q_continue@{k}": q_continue})
+        return out

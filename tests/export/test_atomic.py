@@ -1,0 +1,75 @@
+"""An interrupted export leaves nothing half-written: no DIR, no staging leftovers, an old DIR intact."""
+
+from __future__ import annotations
+
+import pytest
+
+from hrm.export import api
+from hrm.export.api import export_deployment
+
+
+class Boom(Exception):
+    pass
+
+
+def _explode_after(monkeypatch, name: str, calls: int, exc: type[BaseException] = Boom) -> None:
+    """Make ``api.<name>`` raise on its ``calls``-th call (the earlier ones run for real)."""
+    real = getattr(api, name)
+    seen = {"n": 0}
+
+    def wrapper(*args, **kwargs):
+        seen["n"] += 1
+        if seen["n"] >= calls:
+            raise exc("simulated failure mid-export")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, name, wrapper)
+
+
+@pytest.mark.parametrize("where", [("save_graph", 3), ("save_init", 1), ("_publish", 1)])
+def test_failure_mid_export_leaves_nothing(tmp_path, tiny_ckpt_path, monkeypatch, where):
+    _explode_after(monkeypatch, *where)
+    out = tmp_path / "deploy"
+    with pytest.raises(Boom):
+        export_deployment(tiny_ckpt_path, out, precisions="fp32,fp16", validate=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keyboard_interrupt_during_validation(tmp_path, tiny_ckpt_path, monkeypatch):
+    import hrm.export.validate as validate
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(validate, "validate_variant", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_deployment(tiny_ckpt_path, tmp_path / "deploy", precisions="fp32")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_force_keeps_old_dir_until_new_one_is_complete(tmp_path, tiny_ckpt_path, monkeypatch):
+    out = tmp_path / "deploy"
+    out.mkdir()
+    (out / "manifest.json").write_text("old deployment")
+    _explode_after(monkeypatch, "save_graph", 5)
+    with pytest.raises(Boom):
+        export_deployment(tiny_ckpt_path, out, precisions="fp32,fp16", validate=False, force=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["deploy"]
+    assert (out / "manifest.json").read_text() == "old deployment"
+    monkeypatch.undo()
+    export_deployment(tiny_ckpt_path, out, precisions="fp32", validate=False, force=True)
+    assert (out / "manifest.json").read_text().startswith("{")
+    assert [p.name for p in tmp_path.iterdir()] == ["deploy"]
+
+
+def test_cli_interrupt_message(tmp_path, tiny_ckpt_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from hrm.cli.export import main
+
+    _explode_after(monkeypatch, "save_init", 1, KeyboardInterrupt)
+    result = CliRunner().invoke(main, ["--checkpoint", str(tiny_ckpt_path), "--out", str(tmp_path / "d"),
+                                       "--precision", "fp32", "--no-validate"])
+    assert result.exit_code == 130
+    assert result.stderr.strip().splitlines()[-1] == "hrm-export: error: interrupted; nothing was written"
+    assert list(tmp_path.iterdir()) == []
