@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = REPO / "models" / "sudoku9.safetensors"
-DEFAULT_EXAMPLES = REPO / "examples" / "sudoku9.txt"
+DEFAULT_MODEL = REPO / "models" / "sudoku4.safetensors"
+DEFAULT_EXAMPLES = REPO / "examples" / "sudoku4.txt"
 DEFAULT_OUT = REPO / "out" / "demo"
 
 
