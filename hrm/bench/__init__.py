@@ -1,1 +1,59 @@
-"""hrm-bench: side-by-side latency/throughput of every backend on the same weights, plus the device floor."""
+"""hrm-bench: side-by-side latency/throughput of every backend on the same weights, plus the device floor.
+
+Library API (the ``hrm-bench`` command is a thin shell over it)::
+
+    from hrm.bench import BenchOptions, run, render, random_deployment
+
+    deploy = random_deployment("sudoku", ["fp32"])             # full-size random model, exported once (cached)
+    doc = run(deploy, BenchOptions(devices=["cpu"], batches=[1, 8], threads=1, quick=True))
+    render(doc)                                               # rich tables, ratios vs the PyTorch references
+    doc["targets"]["ort-cpu/fp32"]["segment"]["1"]["p50"]      # ms
+
+Modules: :mod:`.floor` (FLOPs / bytes per segment, measured device peaks, the floor), :mod:`.stats`
+(percentiles, summaries), :mod:`.targets` (the configurations and why one is skipped), :mod:`.torch_fast`
+(``torch.compile`` / CUDA-graph PyTorch references), :mod:`.runner` (the interleaved measurement),
+:mod:`.report` (tables), :mod:`.models` (random full-size models, checkpoint export cache), :mod:`.env`
+(machine, versions, threads).
+
+The JSON document (``schema: hrm-bench/1``)::
+
+    {schema, created, command, elapsed_s, complete,
+     environment: {hostname, platform, python, cpu, gpu, device_names, versions, threads, load_average_*, git},
+     deployment: {path, obtained, config, parameters, seq_len, total_seq_len, task, precisions, graphs, engines},
+     settings: {devices, backends, precisions, batches, halting, max_segments, threads, quick, budget, puzzles},
+     floor: {<device>: {peaks: {<prec>: DevicePeaks}, peaks_used: {...},
+                        segment: {<prec>: {<batch>: SegmentCost + floor_seconds}}}},
+     targets: {"<label>/<precision>": {status: ok|skipped|failed, reason?, config, backend, setup_s, warmup_s,
+               segment: {<batch>: {n, p50, p90, p99, mean, min, max, puzzle_segments_per_s}},     # ms
+               solve: {<halting>: {n, p50, p90, p99, ..., mean_segments, per_segment_ms, segments, answers}},
+               throughput: {<batch>: {<halting>: {puzzles, elapsed_s, puzzles_per_s, puzzles_per_s_median,
+                                                  scheduler_steps, slot_utilisation, ...}}},
+               ratios: {torch-eager-fp32|torch-eager|torch-compile: {reference, segment_b<B>, solve_<h>,
+                                                                     throughput_b<B>_<h>}},
+               agreement: {...}, floor_fraction: {b<B>: floor time / segment time}}}}
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "BenchOptions": "hrm.bench.runner", "Budget": "hrm.bench.runner", "run": "hrm.bench.runner",
+    "render": "hrm.bench.report", "render_text": "hrm.bench.report", "summary_lines": "hrm.bench.report",
+    "Target": "hrm.bench.targets", "plan": "hrm.bench.targets",
+    "random_deployment": "hrm.bench.models", "resolve_path": "hrm.bench.models", "BenchError": "hrm.bench.models",
+    "segment_cost": "hrm.bench.floor", "measure_peaks": "hrm.bench.floor", "floor_seconds": "hrm.bench.floor",
+    "floor_report": "hrm.bench.floor", "param_count": "hrm.bench.floor",
+    "percentile": "hrm.bench.stats", "median": "hrm.bench.stats", "summarize_ms": "hrm.bench.stats",
+    "TorchFastBackend": "hrm.bench.torch_fast",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy imports: ``import hrm.bench`` stays instant and torch-free."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hrm.bench' has no attribute {name!r}")

@@ -4,6 +4,20 @@ A segment runs N*T l_steps over the L stack and N h_steps over the H stack, then
 reads all its weights once (at small batch this read, not arithmetic, bounds the time) and does
 ``2 * tokens * params`` FLOPs in its projections plus ``4 * B * S^2 * D`` in attention. The floor of a
 segment is max(FLOPs / peak_flops, weight_bytes / peak_bandwidth); peaks are measured in the same run.
+
+What is counted (matmul work only; norms, RoPE, softmax and the SwiGLU gate are elementwise and left
+out, so the count is a lower bound), with S = total_seq_len (grid + puzzle positions), D = hidden,
+I = SwiGLU width, V = vocab, B = batch:
+
+* per block: projections ``2*B*S*(3D^2 + D^2 + 2ID + ID)`` (qkv, o, gate_up, down) and attention
+  ``4*B*S^2*D`` (QK^T and PV); a segment runs ``N*T*L_layers + N*H_layers`` blocks;
+* heads: ``2*B*seq_len*D*V`` (lm_head over the grid positions only, as the exported graph slices
+  before the projection) + ``2*B*D*2`` (q head on position 0).
+
+``weight_bytes`` is the weight *traffic* of a segment (every block call reads its block's weights,
+plus the heads), ``unique_weight_bytes`` the resident weights (each block once): the first bounds a
+device whose cache cannot hold the model, the second one whose cache can. ``state_bytes`` counts each
+block reading and writing its [B, S, D] state once (activations, a lower bound).
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ class SegmentCost:
     flops: float
     weight_bytes: float
     state_bytes: float
+    unique_weight_bytes: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,12 +51,25 @@ def segment_cost(config: HRMConfig, batch: int, precision: str = "fp32") -> Segm
     block_params = 3 * D * D + D * D + 2 * I * D + I * D
     block_flops = 2 * batch * S * block_params + 4 * batch * S * S * D
     blocks = c.H_cycles * c.L_cycles * c.L_layers + c.H_cycles * c.H_layers
-    head_flops = 2 * batch * S * D * V + 2 * batch * D * 2
+    head_flops = 2 * batch * c.seq_len * D * V + 2 * batch * D * 2
     b = BYTES[precision]
-    weight_bytes = b * (blocks * block_params + V * D + 2 * D)
+    head_params = V * D + 2 * D
+    weight_bytes = b * (blocks * block_params + head_params)
+    unique_bytes = b * ((c.H_layers + c.L_layers) * block_params + head_params)
     # Each stack call reads and writes [B, S, D] states once per block (activations, a lower bound).
     state_bytes = b * blocks * 2 * batch * S * D
-    return SegmentCost(batch, float(blocks * block_flops + head_flops), float(weight_bytes), float(state_bytes))
+    return SegmentCost(batch, float(blocks * block_flops + head_flops), float(weight_bytes), float(state_bytes),
+                       float(unique_bytes))
+
+
+def param_count(config: HRMConfig) -> int:
+    """Parameters of the model (checkpoint tensors minus H_init / L_init): blocks, embeddings, heads."""
+    c = config
+    D, I = c.hidden_size, c.intermediate_size
+    block = 4 * D * D + 3 * I * D
+    emb = c.vocab_size * D + (c.num_puzzle_identifiers * c.puzzle_emb_ndim if c.puzzle_emb_ndim > 0 else 0)
+    pos = c.total_seq_len * D if c.pos_encodings == "learned" else 0
+    return int((c.H_layers + c.L_layers) * block + emb + pos + c.vocab_size * D + 2 * D + 2)
 
 
 @dataclass
@@ -52,6 +80,7 @@ class DevicePeaks:
     matmul_tflops: float
     matmul_dtype: str
     copy_gbps: float
+    threads: int | None = None  # CPU: torch intra-op threads used for the measurement
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,7 +114,8 @@ def measure_peaks(device: str = "cpu", precision: str = "fp32", n: int | None = 
     t_mm = best(lambda: torch.mm(a, b), 10)
     t_cp = best(lambda: out.copy_(big), 10)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
-    return DevicePeaks(name, 2 * n**3 / t_mm / 1e12, precision, 2 * big.numel() / t_cp / 1e9)
+    threads = None if dev.type == "cuda" else torch.get_num_threads()
+    return DevicePeaks(name, 2 * n**3 / t_mm / 1e12, precision, 2 * big.numel() / t_cp / 1e9, threads)
 
 
 def _numpy_peaks() -> DevicePeaks:
@@ -105,3 +135,13 @@ def floor_seconds(cost: SegmentCost, peaks: DevicePeaks) -> dict[str, float]:
     memory = (cost.weight_bytes + cost.state_bytes) / (peaks.copy_gbps * 1e9)
     return {"compute_s": compute, "memory_s": memory, "floor_s": max(compute, memory),
             "bound": "compute" if compute >= memory else "memory"}
+
+
+def floor_report(config: HRMConfig, batches: "list[int] | tuple[int, ...]", precision: str,
+                 peaks: DevicePeaks) -> dict[str, dict]:
+    """Per batch size: the segment's work and its floor on ``peaks`` (JSON-able, keys are str(batch))."""
+    out: dict[str, dict] = {}
+    for batch in batches:
+        cost = segment_cost(config, int(batch), precision)
+        out[str(batch)] = {**cost.to_dict(), **floor_seconds(cost, peaks)}
+    return out

@@ -1,0 +1,83 @@
+"""Target naming, expansion of --backends, and skip reasons (a stub deployment: no files needed)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from hrm.bench import targets as T
+from hrm.bench.runner import Budget, reference_names, throughput_puzzles
+
+
+def stub_deployment(precisions=("fp32",), graphs=("embed", "l_step", "h_step", "heads", "segment"), engines=()):
+    variant = SimpleNamespace(graphs={g: None for g in graphs}, engines={e: None for e in engines})
+    return SimpleNamespace(precisions=list(precisions), variant=lambda p: variant)
+
+
+def test_names():
+    assert T.make_target("ort", "cpu", "fp32").name == "ort-cpu/fp32"
+    assert T.make_target("ort-fused", "cuda", "fp16").name == "ort-cuda-fused/fp16"
+    assert T.make_target("ort-graph", "cuda", "fp16").name == "ort-cuda-graph/fp16"
+    assert T.make_target("trt-graph", "cuda", "bf16").name == "trt-cuda-graph/bf16"
+    assert T.make_target("torch-eager", "cpu", "fp32").name == "torch-eager-cpu/fp32"
+    assert T.make_target("torch-eager-graph", "cuda", "fp32").name == "torch-eager-cuda-graph/fp32"
+    assert T.make_target("torch-compile-graph", "cuda", "bf16").name == "torch-compile-cuda-graph/bf16"
+    assert T.make_target("ort", "cpu", "fp32", threads=3).options == {"threads": 3}
+    assert T.make_target("ort-graph", "cuda", "fp32", threads=3).options == {"cuda_graph": True}
+
+
+def test_plan_expands_backends_per_device():
+    names = [t.name for t in T.plan(stub_deployment(), ["cpu", "cuda"], ["ort", "trt", "torch", "torch-compile"],
+                                    ["fp32"])]
+    assert names == ["ort-cpu/fp32", "ort-cpu-fused/fp32", "trt-cpu/fp32", "torch-eager-cpu/fp32",
+                     "torch-compile-cpu/fp32",
+                     "ort-cuda/fp32", "ort-cuda-fused/fp32", "ort-cuda-graph/fp32", "trt-cuda/fp32",
+                     "trt-cuda-graph/fp32", "torch-eager-cuda/fp32", "torch-eager-cuda-graph/fp32",
+                     "torch-compile-cuda-graph/fp32"]
+    with pytest.raises(ValueError, match="unknown backend"):
+        T.kinds_for("onnx", "cpu")
+
+
+def test_skip_reasons():
+    dep = stub_deployment(precisions=("fp32",), graphs=("embed", "l_step", "h_step", "heads"))
+    reasons = {t.name: t.skip for t in T.plan(dep, ["cpu"], ["ort", "trt"], ["fp32", "fp16"])}
+    assert reasons["ort-cpu/fp32"] is None
+    assert "no fused 'segment' graph" in reasons["ort-cpu-fused/fp32"]
+    assert "no fp16 variant" in reasons["ort-cpu/fp16"]
+    assert "CUDA only" in reasons["trt-cpu/fp32"]
+
+
+def test_trt_needs_engines(monkeypatch):
+    monkeypatch.setitem(T._CACHE, "cuda", None)  # pretend there is a GPU
+    monkeypatch.setitem(T._CACHE, "trt", None)  # and TensorRT
+    t = T.make_target("trt-graph", "cuda", "fp16")
+    assert "no TensorRT engines" in T.unavailable(t, stub_deployment(precisions=("fp16",)))
+    with_engines = stub_deployment(precisions=("fp16",), engines=("embed", "l_step", "h_step", "heads"))
+    assert T.unavailable(t, with_engines) is None
+
+
+def test_cuda_targets_say_why_when_there_is_no_gpu(monkeypatch):
+    monkeypatch.setitem(T._CACHE, "cuda", "no CUDA device (test)")
+    for kind in ("ort", "ort-graph", "trt", "torch-eager-graph", "torch-compile-graph"):
+        assert T.unavailable(T.make_target(kind, "cuda", "fp32"), stub_deployment()) == "no CUDA device (test)"
+
+
+def test_reference_names():
+    refs = reference_names("ort-cuda-graph/fp16", "fp16", "cuda")
+    assert refs == {"torch-eager-fp32": "torch-eager-cuda/fp32", "torch-eager": "torch-eager-cuda/fp16",
+                    "torch-compile": "torch-compile-cuda-graph/fp16"}
+    assert reference_names("torch-eager-cpu/fp32", "fp32", "cpu") == {"torch-compile": "torch-compile-cpu/fp32"}
+
+
+def test_throughput_puzzles_are_whole_waves():
+    b = Budget(throughput_cap_s=1.0, max_waves=4, min_reps=3)
+    assert throughput_puzzles(64, 10.0, 16, b) == 256  # 0.16 s a wave: 6 would fit, max_waves is 4
+    assert throughput_puzzles(64, 30.0, 16, b) == 128  # 0.48 s a wave: 2 fit
+    assert throughput_puzzles(64, 1.0, 16, b) == 256  # cheap: max_waves waves
+    assert throughput_puzzles(64, 1000.0, 16, b) == 64  # slow: still one full wave
+    assert throughput_puzzles(1, 100.0, 4, b) == 3  # batch 1: at least min_reps puzzles
+    assert throughput_puzzles(1, 0.01, 4, b) == 64  # at most max_waves * 16
+    for B, ms in ((8, 3.3), (5, 0.7), (7, 50.0)):
+        assert throughput_puzzles(B, ms, 4, b) % B == 0
+    assert throughput_puzzles(4, None, 4, b) == 4
