@@ -22,6 +22,8 @@ source. (NaN anywhere in a state reaches position 0, hence q, within one segment
 
 from __future__ import annotations
 
+from hrm.halting import HALTING_MODES, check_halting  # noqa: F401 (re-exported)
+
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -30,20 +32,11 @@ import numpy as np
 
 from hrm.errors import NumericsError
 
-HALTING_MODES = ("fixed", "act")
 
 #: called after each segment with (per-row segment count [B], 0 = idle row; z_H as fp32 [B, S+P, D])
 StateHook = Callable[[np.ndarray, np.ndarray], None]
 
 
-def check_halting(halting: str, max_segments: int | None, default: int) -> int:
-    """Validate the halting mode and return the segment cap (same rules as hrm.model.solve)."""
-    if halting not in HALTING_MODES:
-        raise ValueError(f"halting must be one of {HALTING_MODES}, got {halting!r}")
-    cap = default if max_segments is None else int(max_segments)
-    if cap < 1:
-        raise ValueError(f"max_segments must be >= 1, got {max_segments}")
-    return cap
 
 
 @dataclass

@@ -12,13 +12,14 @@ halted, so a row's result never depends on its neighbours.
 
 from __future__ import annotations
 
+from hrm.halting import HALTING_MODES, check_halting  # noqa: F401 (re-exported)
+
 from dataclasses import dataclass
 
 import torch
 
 from hrm.model.hrm import HRM
 
-HALTING_MODES = ("fixed", "act")
 
 
 @dataclass
@@ -38,14 +39,6 @@ class SolveOutput:
     z_H_trace: list[torch.Tensor] | None = None
 
 
-def check_halting(halting: str, max_segments: int | None, default: int) -> int:
-    """Validate the halting mode and return the segment cap."""
-    if halting not in HALTING_MODES:
-        raise ValueError(f"halting must be one of {HALTING_MODES}, got {halting!r}")
-    cap = default if max_segments is None else int(max_segments)
-    if cap < 1:
-        raise ValueError(f"max_segments must be >= 1, got {max_segments}")
-    return cap
 
 
 @torch.no_grad()
