@@ -1,0 +1,163 @@
+"""``hrm-train``: train an HRM (thin click layer over :func:`hrm.train.train`).
+
+Examples::
+
+    hrm-train --preset sudoku4-tiny                      # ~1 min on a laptop CPU
+    hrm-train --preset sudoku9 --time-budget 540         # one H100, ~9 min
+    hrm-train --preset sudoku9 --prepare-data            # only generate + cache the data set
+    hrm-train --task maze --size 15 --arch hidden_size=128 --arch halt_max_steps=8 --steps 2000
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import click
+
+from hrm.errors import HRMError
+
+
+def _parse_arch(values: tuple[str, ...]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--arch")
+        key, raw = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(raw)
+    return out
+
+
+# CLI option name -> TrainConfig field, for options that map one to one.
+_FIELDS = {
+    "task": "task", "size": "size", "data": "data", "n_train": "n_train", "n_eval": "n_eval",
+    "difficulty": "difficulty", "data_cache": "data_cache", "workers": "gen_workers", "steps": "steps",
+    "batch_size": "batch_size", "lr": "lr", "lr_min_ratio": "lr_min_ratio", "warmup": "lr_warmup_steps",
+    "weight_decay": "weight_decay", "puzzle_emb_lr": "puzzle_emb_lr", "optimizer": "optimizer",
+    "loss": "loss_type", "eval_every": "eval_every", "eval_batch_size": "eval_batch_size",
+    "log_every": "log_every", "out": "out", "ckpt_dtype": "ckpt_dtype", "best_metric": "best_metric",
+    "time_budget": "time_budget", "seed": "seed", "device": "device", "forward_dtype": "forward_dtype",
+    "threads": "threads", "grad_clip": "grad_clip",
+}
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--preset", help="Named recipe: sudoku9, maze, sudoku4-tiny, maze-tiny (see --list-presets).")
+@click.option("--list-presets", is_flag=True, help="Print the presets and exit.")
+@click.option("--task", type=click.Choice(["sudoku", "maze"]), help="Puzzle family.")
+@click.option("--size", type=int, help="Sudoku 4 or 9; maze side N.")
+@click.option("--data", help="'generated' (default) or an official dataset folder (train/ + test/).")
+@click.option("--n-train", type=int, help="Generated training puzzles.")
+@click.option("--n-eval", type=int, help="Held-out puzzles for evaluation.")
+@click.option("--difficulty", help="Generator difficulty (sudoku: any, easy, medium, hard, mix).")
+@click.option("--augment/--no-augment", default=None, help="On-the-fly symmetries of each puzzle.")
+@click.option("--data-cache", type=click.Path(file_okay=False), help="Cache folder for generated data.")
+@click.option("--workers", type=int, help="Processes for data generation (default: CPU cores, max 16).")
+@click.option("--arch", multiple=True, metavar="KEY=VALUE", help="Model field, e.g. hidden_size=128 (repeatable).")
+@click.option("--steps", type=int, help="Optimizer steps (one per segment).")
+@click.option("--batch-size", type=int, help="Slots in the persistent ACT batch.")
+@click.option("--lr", type=float, help="Peak learning rate.")
+@click.option("--lr-min-ratio", type=float, help="Cosine decay to lr * ratio (1 = constant after warm-up).")
+@click.option("--warmup", type=int, help="Linear warm-up steps.")
+@click.option("--weight-decay", type=float)
+@click.option("--puzzle-emb-lr", type=float, help="LR of the puzzle embedding (sign-SGD).")
+@click.option("--optimizer", type=click.Choice(["auto", "adamw", "adam_atan2"]))
+@click.option("--loss", type=click.Choice(["stablemax", "softmax"]))
+@click.option("--grad-clip", type=float, help="Clip the gradient norm (upstream: off).")
+@click.option("--eval-every", type=int, help="Evaluate + checkpoint every N steps.")
+@click.option("--eval-batch-size", type=int)
+@click.option("--log-every", type=int)
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder (checkpoints, metrics.jsonl, run.json).")
+@click.option("--ckpt-dtype", type=click.Choice(["fp32", "fp16"]))
+@click.option("--best-metric", type=click.Choice(["exact_act", "exact_fixed", "token_act", "token_fixed"]))
+@click.option("--time-budget", type=float, metavar="SECONDS", help="Stop in time for a final eval + checkpoint.")
+@click.option("--seed", type=int)
+@click.option("--device", help="auto, cpu, cuda, cuda:N.")
+@click.option("--forward-dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]))
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the H/L stacks.")
+@click.option("--threads", type=int, help="torch CPU threads.")
+@click.option("--progress/--no-progress", default=None, help="Rich progress bar.")
+@click.option("--prepare-data", is_flag=True, help="Only generate/cache the data set, then exit.")
+def main(preset, list_presets, arch, augment, compile_, progress, prepare_data, **options) -> None:
+    """Train an HRM with deep supervision, the 1-step gradient and ACT Q-learning (official recipe)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if list_presets:
+        _print_presets(console)
+        return
+    overrides: dict[str, Any] = {_FIELDS[k]: v for k, v in options.items() if v is not None}
+    if arch:
+        overrides["arch"] = _parse_arch(arch)
+    for field_name, value in (("augment", augment), ("compile", compile_), ("progress", progress)):
+        if value is not None:
+            overrides[field_name] = value
+    overrides["command"] = _command_line(click.get_current_context())
+    try:
+        from hrm.train import preset_config, train
+        from hrm.train.data import load_data
+
+        cfg = preset_config(preset, **overrides)
+        if prepare_data:
+            data = load_data(cfg)
+            console.print(f"data ready: {len(data.train)} train / {len(data.eval)} eval puzzles; "
+                          f"{data.info['train'].get('cache', '')}")
+            return
+        result = train(cfg, console=console)
+    except (HRMError, ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_result(console, result)
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The options given on the command line, as one canonical ``hrm-train ...`` string (recorded in
+    run.json and the checkpoint so a run can be repeated)."""
+    from click.core import ParameterSource
+
+    words = ["hrm-train"]
+    for param in ctx.command.params:
+        if ctx.get_parameter_source(param.name) != ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[param.name]
+        if isinstance(param, click.Option) and param.is_flag:
+            if param.secondary_opts:
+                words.append(param.opts[0] if value else param.secondary_opts[0])
+            elif value:
+                words.append(param.opts[0])
+        elif isinstance(value, tuple):
+            for v in value:
+                words += [param.opts[0], str(v)]
+        else:
+            words += [param.opts[0], str(value)]
+    return shlex.join(words)
+
+
+def _print_presets(console) -> None:
+    from rich.table import Table
+
+    from hrm.train.presets import PRESETS
+
+    table = Table("preset", "task", "model", "steps x batch", "lr", "budget")
+    for name, p in PRESETS.items():
+        a = p["arch"]
+        model = (f"D{a['hidden_size']} {a['H_layers']}+{a['L_layers']}L N{a['H_cycles']} T{a['L_cycles']} "
+                 f"M{a['halt_max_steps']}")
+        table.add_row(name, f"{p['task']} {p['size']}", model, f"{p['steps']} x {p['batch_size']}", f"{p['lr']:g}",
+                      f"{p.get('time_budget') or '-'}")
+    console.print(table)
+
+
+def _print_result(console, result) -> None:
+    console.soft_wrap = True
+    e = result.final_eval
+    console.print(f"[bold]done[/] {result.steps} steps in {result.train_seconds:.0f}s ({result.stopped_by}); "
+                  f"{result.num_parameters / 1e6:.2f}M parameters, {result.puzzles_seen} puzzles seen")
+    console.print(f"held-out ({int(e['count'])}): exact {e['exact_fixed']:.1%} fixed, {e['exact_act']:.1%} ACT "
+                  f"(mean {e['segments_act']:.2f} segments); token {e['token_fixed']:.1%}")
+    console.print(f"checkpoints: {result.last_checkpoint}" + (f", {result.best_checkpoint}" if result.best_checkpoint else ""))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,215 @@
+"""``train(TrainConfig) -> TrainResult``: the official HRM training loop on one device.
+
+Each step: refill halted slots with new puzzles, run one segment per slot with the 1-step gradient,
+compute the ACT loss (stablemax LM + Q-learning), one optimizer step. Every ``eval_every`` steps
+(and at the end) evaluate on the held-out set and write ``last.safetensors`` and, when the chosen
+metric improves, ``best.safetensors`` (our checkpoint format, atomic writes).
+
+Devices: CPU runs in float32. On CUDA the model's ``forward_dtype`` is bfloat16: HRM keeps fp32
+master weights and casts them to the activation dtype itself (the official ``Casted*`` layers), so
+no autocast is needed and the checkpoint stays fp32. Losses are computed in float64 (stablemax) /
+float32 (Q BCE) whatever the activation dtype.
+
+``time_budget``: the loop stops early enough that the final evaluation and checkpoint still fit,
+using the measured duration of the last evaluation (or an estimate from the step time before the
+first one). With a budget, the cosine part of the LR schedule runs on max(step, time) progress so a
+decay still completes when the budget, not ``steps``, ends the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hrm.model import HRM
+from hrm.train.act import StepOutput, TrainCarry, act_step, empty_carry, refill
+from hrm.train.budget import TimeBudget
+from hrm.train.checkpointing import Checkpointer
+from hrm.train.config import TrainConfig, model_config
+from hrm.train.data import DataBundle, load_data
+from hrm.train.evaluate import evaluate
+from hrm.train.losses import ACTLoss, act_loss
+from hrm.train.meter import TrainMeter
+from hrm.train.optim import OptimizerSet, build_optimizers, lr_scale
+from hrm.train.runlog import RunLog, environment
+from hrm.train.stream import PuzzleStream
+
+
+@dataclass
+class TrainResult:
+    """What a run produced; every path is inside ``out_dir``."""
+
+    out_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    steps: int
+    train_seconds: float  # training loop + evaluations + checkpoints (data preparation excluded)
+    total_seconds: float  # the whole call
+    stopped_by: str  # "steps" | "time_budget"
+    final_eval: dict[str, float]
+    best_eval: dict[str, float] | None
+    num_parameters: int
+    puzzles_seen: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    model: HRM | None = field(default=None, repr=False)  # the trained model (last state), in eval mode
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} asked for, but torch sees no CUDA device")
+    return device
+
+
+def resolve_forward_dtype(name: str, device: torch.device) -> str:
+    if name != "auto":
+        return name
+    return "bfloat16" if device.type == "cuda" else "float32"
+
+
+def training_record(cfg: TrainConfig, data: DataBundle, device: torch.device, optimizer_note: str) -> dict[str, Any]:
+    """What goes into the checkpoint's task metadata under "training" (provenance, not behaviour)."""
+    return {"seed": cfg.seed, "command": cfg.command, "preset": cfg.preset, "data": data.info,
+            "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "device": str(device),
+            "optimizer": optimizer_note, "augment": cfg.augment}
+
+
+def train_step(model: HRM, carry: TrainCarry, stream: PuzzleStream, opt: OptimizerSet, cfg: TrainConfig,
+               generator: torch.Generator | None) -> tuple[StepOutput, ACTLoss]:
+    """One optimizer step: refill halted slots, one segment (1-step gradient), ACT loss, update.
+    The loss is the batch sum divided by the batch size, as ``pretrain.py`` scales it."""
+    refill(model, carry, stream)
+    outputs = act_step(model, carry, generator)
+    loss = act_loss(outputs.logits, outputs.q_halt, outputs.q_continue, carry.labels, outputs.target_q_continue,
+                    cfg.loss_type)
+    (loss.total / cfg.batch_size).backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    opt.zero_grad()
+    return outputs, loss
+
+
+def _progress(cfg: TrainConfig, console):
+    """A rich progress bar, or a null context when disabled."""
+    if not cfg.progress:
+        return contextlib.nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), console=console, transient=False)
+
+
+def train(cfg: TrainConfig, console=None) -> TrainResult:
+    """Train an HRM as ``cfg`` says; see the module docstring for the loop."""
+    t_call = time.perf_counter()
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    device = resolve_device(cfg.device)
+    forward_dtype = resolve_forward_dtype(cfg.forward_dtype, device)
+    data = load_data(cfg)
+
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    mcfg = model_config(cfg, data.seq_len, data.vocab_size, data.num_puzzle_identifiers, forward_dtype)
+    model = HRM(mcfg).to(device).train()
+    if cfg.compile:
+        model.L_level.compile()
+        model.H_level.compile()
+    opt = build_optimizers(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.puzzle_emb_lr,
+                           cfg.puzzle_emb_weight_decay, cfg.optimizer)
+    num_params = sum(p.numel() for p in model.parameters())
+
+    out = Path(cfg.out)
+    log = RunLog(out)
+    task_meta = {**data.task_meta, "training": training_record(cfg, data, device, opt.note)}
+    ckpt = Checkpointer(out, cfg.ckpt_dtype, task_meta, cfg.best_metric)
+    log.update_run(config=cfg.to_dict(), model_config=mcfg.to_dict(), num_parameters=num_params,
+                   data=data.info, n_train=len(data.train), n_eval=len(data.eval), device=str(device),
+                   forward_dtype=forward_dtype, optimizer=opt.note, environment=environment())
+
+    stream = PuzzleStream(data.train, rng, data.augmenter)
+    carry = empty_carry(model, cfg.batch_size, device)
+    meter = TrainMeter(device)
+    history: list[dict[str, Any]] = []
+    budget = TimeBudget(cfg.time_budget, mcfg.halt_max_steps * len(data.eval) / cfg.batch_size,
+                        save_seconds=2.0 + num_params * 8 / 100e6)
+    stopped_by = "steps"
+    final_eval: dict[str, float] | None = None
+    last_eval_step = -1
+    step = 0
+
+    def run_eval(step: int) -> dict[str, float]:
+        nonlocal last_eval_step
+        last_eval_step = step
+        t = time.perf_counter()
+        model.eval()
+        metrics = evaluate(model, data.eval, cfg.eval_batch_size, device)
+        model.train()
+        improved = ckpt.save(model, metrics, step)
+        budget.record_eval(time.perf_counter() - t)
+        record = {"kind": "eval", "step": step, "elapsed": budget.elapsed(), "seconds": budget.last_eval_seconds,
+                  "best": improved, **metrics}
+        log.metrics(record)
+        history.append(record)
+        _print(console, progress, f"eval @ {step}: exact {metrics['exact_fixed']:.1%} fixed / "
+                                  f"{metrics['exact_act']:.1%} ACT, token {metrics['token_fixed']:.1%}, "
+                                  f"ACT segments {metrics['segments_act']:.2f}" + (" (best)" if improved else ""))
+        return metrics
+
+    with _progress(cfg, console) as progress:
+        task_id = progress.add_task("train", total=cfg.steps, stats="") if progress is not None else None
+        while step < cfg.steps:
+            if budget.exhausted():
+                stopped_by = "time_budget"
+                break
+            t_step = time.perf_counter()
+            step += 1
+            lr = opt.set_lr_scale(lr_scale(step, cfg.lr_warmup_steps, cfg.steps, cfg.lr_min_ratio, budget.fraction()))
+            outputs, loss = train_step(model, carry, stream, opt, cfg, generator)
+            meter.add(outputs, loss)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                stats = meter.summary()
+                record = {"kind": "train", "step": step, "elapsed": budget.elapsed(), "lr": lr,
+                          "puzzles_seen": stream.served, "epoch": stream.epoch, **stats}
+                log.metrics(record)
+                history.append(record)
+                if progress is not None:
+                    progress.update(task_id, stats=f"loss {stats['lm_loss']:.3f} exact {stats['exact_accuracy']:.1%} "
+                                                   f"steps {stats['mean_steps']:.1f}")
+            if progress is not None:
+                progress.update(task_id, completed=step)
+            budget.record_step(time.perf_counter() - t_step)
+            if step % cfg.eval_every == 0:
+                final_eval = run_eval(step)
+        if last_eval_step != step:
+            final_eval = run_eval(step)
+
+    train_seconds = budget.elapsed()
+    result = TrainResult(out_dir=out, last_checkpoint=ckpt.last,
+                         best_checkpoint=ckpt.best if ckpt.best.exists() else None, steps=step,
+                         train_seconds=train_seconds, total_seconds=time.perf_counter() - t_call,
+                         stopped_by=stopped_by, final_eval=final_eval, best_eval=ckpt.best_eval,
+                         num_parameters=num_params, puzzles_seen=stream.served, history=history,
+                         model=model.eval())
+    log.update_run(result={"steps": step, "train_seconds": train_seconds, "total_seconds": result.total_seconds,
+                           "stopped_by": stopped_by, "final_eval": final_eval, "best_eval": ckpt.best_eval,
+                           "puzzles_seen": stream.served, "steps_per_second": step / max(train_seconds, 1e-9)})
+    return result
+
+
+def _print(console, progress, text: str) -> None:
+    if progress is not None:
+        progress.console.print(text, soft_wrap=True)
+    elif console is not None:
+        console.print(text, soft_wrap=True)
