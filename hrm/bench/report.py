@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from hrm.bench.stats import dig as _get
+
 
 def _fmt_ms(v: Any) -> str:
     if v is None:
@@ -33,12 +35,6 @@ def _fmt_si(v: float, unit: str) -> str:
     return f"{v:.3g} {unit}"
 
 
-def _get(d: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(d, dict) or k not in d:
-            return None
-        d = d[k]
-    return d
 
 
 def summary_lines(doc: dict) -> list[str]:

@@ -41,6 +41,7 @@ import numpy as np
 from hrm.bench import env as benv
 from hrm.bench.floor import DevicePeaks, floor_report, measure_peaks, param_count
 from hrm.bench.stats import median, ratio, summarize_ms
+from hrm.bench.stats import dig as _get
 from hrm.bench.targets import BACKEND_CHOICES, Target, plan
 
 SCHEMA = "hrm-bench/1"
@@ -709,9 +710,3 @@ def _ratios(doc: dict, batches: Sequence[int], haltings: Sequence[str]) -> None:
                 e["floor_fraction"] = eff  # floor time / measured segment time (1.0 = at the floor)
 
 
-def _get(d: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(d, dict) or k not in d:
-            return None
-        d = d[k]
-    return d

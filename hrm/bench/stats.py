@@ -8,7 +8,7 @@ luck; p90 / p99 show the tail (p99 needs ~100 samples to mean anything, and ``n`
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -45,3 +45,12 @@ def ratio(value: float | None, reference: float | None, digits: int = 3) -> floa
     if value is None or reference is None or reference == 0:
         return None
     return round(float(value) / float(reference), digits)
+
+
+def dig(d: Any, *keys: str) -> Any:
+    """``d[k1][k2]...`` or None when a level is missing (results JSON has optional branches)."""
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
