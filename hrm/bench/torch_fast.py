@@ -25,9 +25,7 @@ check its state handling against eager results.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
-
-import numpy as np
+from typing import Any
 
 from hrm.runtime.backends.base import BackendError, Heads
 from hrm.runtime.backends.torch_ref import TorchBackend
@@ -116,18 +114,10 @@ class TorchFastBackend(TorchBackend):
             else:
                 self.s["x"] = x
 
-    def load_rows(self, rows: Sequence[int], tokens: np.ndarray, puzzle_ids: np.ndarray) -> None:
-        if not self.static:
-            return super().load_rows(rows, tokens, puzzle_ids)
-        rows_a, tok, ids = self._check_rows(rows, tokens, puzzle_ids)
-        torch, s = self._torch, self.s
-        idx = torch.as_tensor(rows_a, device=self.device)
-        s["tokens"][idx] = torch.as_tensor(tok, device=self.device)
-        s["ids"][idx] = torch.as_tensor(ids, device=self.device)
-        H0, L0 = self.model.initial_state(1, torch.device(self.device))
-        s["z_H"][idx] = H0  # in place: same storage the graph reads
-        s["z_L"][idx] = L0
-        self._embed()
+    @property
+    def _rows_in_place(self) -> bool:
+        """Static buffers: row loads write in place (same storage the captured graph reads)."""
+        return self.static
 
     def l_step(self) -> None:
         with self._torch.no_grad():

@@ -262,14 +262,19 @@ def _flat(grid: Sequence[int] | np.ndarray) -> list[int]:
     return [int(x) for x in np.asarray(grid).reshape(-1)]
 
 
+def _candidates(grid: Sequence[int] | np.ndarray) -> tuple[Geometry, list[int] | None]:
+    """The grid's geometry and its propagated candidate masks (None on a contradiction)."""
+    flat = _flat(grid)
+    geo = _geo_for(flat)
+    return geo, grid_to_masks(flat, geo)
+
+
 def rate(grid: Sequence[int] | np.ndarray, limit: int = 2) -> Rating:
     """Search exhaustively for up to ``limit`` solutions of ``grid`` (digits, 0 = blank, any shape).
 
     The default ``limit=2`` answers "is it unique?" and gives the difficulty counters.
     """
-    flat = _flat(grid)
-    geo = _geo_for(flat)
-    cand = grid_to_masks(flat, geo)
+    geo, cand = _candidates(grid)
     if cand is None:
         return Rating(0, None, 0, 0)
     s = _Search(geo, limit)
@@ -285,9 +290,7 @@ def count_solutions(grid: Sequence[int] | np.ndarray, limit: int = 2) -> int:
 def solve(grid: Sequence[int] | np.ndarray) -> np.ndarray | None:
     """First solution of ``grid`` as an int array of the input's shape, or None if it has none."""
     arr = np.asarray(grid)
-    flat = _flat(arr)
-    geo = _geo_for(flat)
-    cand = grid_to_masks(flat, geo)
+    geo, cand = _candidates(arr)
     if cand is None:
         return None
     s = _Search(geo, 1)
@@ -303,9 +306,7 @@ def propagate_only(grid: Sequence[int] | np.ndarray) -> np.ndarray | None:
     A result with no zeros means the puzzle needs no guess (difficulty bucket "0").
     """
     arr = np.asarray(grid)
-    flat = _flat(arr)
-    geo = _geo_for(flat)
-    cand = grid_to_masks(flat, geo)
+    geo, cand = _candidates(arr)
     if cand is None:
         return None
     pc = geo.popcount

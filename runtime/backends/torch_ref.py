@@ -23,6 +23,9 @@ class TorchBackend(Backend):
     """Runs ``HRM.embed / l_step / h_step / heads`` with torch on the CPU or CUDA."""
 
     name = "torch"
+    #: Reset rows by writing into the state tensors themselves (subclasses whose CUDA graph reads those
+    #: buffers need this); the default copies them first, so tensors handed out earlier stay unchanged.
+    _rows_in_place = False
 
     def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu", *,
                  checkpoint: str | Path | None = None, model: Any = None) -> None:
@@ -115,8 +118,9 @@ class TorchBackend(Backend):
         s["tokens"][idx] = torch.as_tensor(tok, device=self.device)
         s["ids"][idx] = torch.as_tensor(ids, device=self.device)
         H0, L0 = self.model.initial_state(1, torch.device(self.device))
-        s["z_H"] = s["z_H"].clone()
-        s["z_L"] = s["z_L"].clone()
+        if not self._rows_in_place:  # the states may be views another caller still holds
+            s["z_H"] = s["z_H"].clone()
+            s["z_L"] = s["z_L"].clone()
         s["z_H"][idx] = H0
         s["z_L"][idx] = L0
         self._embed()  # whole batch, same rule as the graph backends
