@@ -90,7 +90,7 @@ class OrtBackend(BufferedBackend):
                                        f"(providers {self.sessions[kind].get_providers()})")
                 self._check_io(kind, path)
             self._run_options = ort.RunOptions()
-            if self.device == "cuda" and self.cuda_graph and os.environ.get("HRM_ORT_ASYNC", "1") == "1":
+            if self.device == "cuda" and self.cuda_graph:
                 # Without CUDA graphs, ORT 1.31's CUDA EP aborts in cudaFreeHost (error 800) when runs
                 # are left unsynchronised on a user stream (seen on an H100); let it synchronise there.
                 self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
