@@ -4,6 +4,11 @@ Everything comes back as ``hrm.tasks.Puzzle`` objects with labels, whatever the 
 parity code has one input type. ``.npz`` is the trainer's cache format (``inputs``, ``labels``,
 ``puzzle_ids`` [+ ``meta``]; ``puzzle_identifiers`` accepted too); a folder is an official dataset
 root (``<root>/<split>/dataset.json``) or a split folder itself.
+
+Difficulty: where the data stores the Sudoku solver's guess count per row (``guesses`` in the
+``.npz``, ``guesses.npy`` in the split folder, as ``hrm-data generate`` writes them), each puzzle's
+``meta`` gets ``guesses`` and ``bucket`` ("0" / "1-5" / "6+"), the groups ``hrm-eval`` reports by;
+generated Sudoku puzzles carry them already.
 """
 
 from __future__ import annotations
@@ -39,12 +44,13 @@ def load_puzzles(spec: str, deployment: Any, n: int | None = None, seed: int = 0
             inputs, labels = z["inputs"], z["labels"]
             key = "puzzle_ids" if "puzzle_ids" in files else "puzzle_identifiers" if "puzzle_identifiers" in files else None
             ids = z[key] if key else np.zeros(len(inputs), np.int32)
+            guesses = _guesses(z["guesses"], len(inputs), f"{path}: array 'guesses'") if "guesses" in files else None
         if inputs.ndim != 2 or inputs.shape[1] != config.seq_len or labels.shape != inputs.shape:
             raise ParseError(str(path), None, f"inputs {inputs.shape} / labels {labels.shape}: expected [N, {config.seq_len}]")
         if ids.shape[0] != inputs.shape[0]:
             raise ParseError(str(path), None, f"{ids.shape[0]} puzzle ids for {inputs.shape[0]} rows")
         count = len(inputs) if n is None else min(int(n), len(inputs))
-        return [Puzzle(inputs[i], labels[i], f"{path}:{i}", int(ids[i])) for i in range(count)]
+        return [Puzzle(inputs[i], labels[i], f"{path}:{i}", int(ids[i]), _difficulty(guesses, i)) for i in range(count)]
     if path.is_dir():
         from hrm.tasks.dataset import read_official_split
 
@@ -55,10 +61,37 @@ def load_puzzles(spec: str, deployment: Any, n: int | None = None, seed: int = 0
         ds = read_official_split(root, split)
         if ds.metadata["seq_len"] != config.seq_len:
             raise ParseError(str(path), None, f"seq_len {ds.metadata['seq_len']} differs from the model's {config.seq_len}")
+        guess_file = Path(root) / split / "guesses.npy"
+        guesses = None
+        if guess_file.is_file() and len(ds.sets) == 1:
+            rows = sum(len(s) for s in ds.sets.values())
+            guesses = _guesses(np.load(guess_file, allow_pickle=False), rows, str(guess_file))
         out = []
         for p in ds.puzzles():
             if n is not None and len(out) >= n:
                 break
+            if guesses is not None:
+                p = Puzzle(p.tokens, p.label, p.source, p.puzzle_id, {**p.meta, **_difficulty(guesses, p.meta["index"])})
             out.append(p)
         return out
     raise ParseError(spec, None, "expected 'generated', a .npz file or an official dataset folder")
+
+
+def _guesses(array: np.ndarray, rows: int, where: str) -> np.ndarray:
+    """Validated per-row guess counts: one non-negative integer per input row."""
+    a = np.asarray(array)
+    if a.ndim != 1 or a.shape[0] != rows or not np.issubdtype(a.dtype, np.integer):
+        raise ParseError(where, None, f"expected {rows} integer guess counts (one per input row), got "
+                                      f"shape {a.shape} dtype {a.dtype}")
+    if rows and a.min() < 0:
+        raise ParseError(where, None, f"row {int(np.argmin(a))} has a negative guess count {int(a.min())}")
+    return a
+
+
+def _difficulty(guesses: np.ndarray | None, row: int) -> dict[str, Any]:
+    if guesses is None:
+        return {}
+    from hrm.tasks.sudoku_gen import difficulty_bucket
+
+    g = int(guesses[row])
+    return {"guesses": g, "bucket": difficulty_bucket(g)}
