@@ -7,6 +7,7 @@
 #        hrm-train sudoku9 for SUDOKU_S seconds, then hrm-train maze for MAZE_S seconds, both with
 #        --compile (a run that dies in its first 3 minutes is retried once without --compile).
 #        One run at a time: two runs sharing the GPU got 73% of the steps of running them in turn.
+#        A budget of 0 skips that model (one model per lease: `train DATA 1500 0`).
 #   bash deploy/gpu/h100_lease.sh watch OUT SECONDS
 #        copy the latest checkpoints, metrics and logs to OUT every 30 s until the chain ends or
 #        SECONDS pass (so a lost machine loses at most 30 s of results); call it back to back.
@@ -43,8 +44,8 @@ train() {  # name, budget, args...
         --no-progress $extra >> $runs/\$name.log 2>&1 < /dev/null
   fi
 }
-train sudoku9 $t_sudoku --preset sudoku9 --data $data/sudoku9
-train maze $t_maze --preset maze --size $maze_size --data $data/maze$maze_size
+[ "$t_sudoku" -gt 0 ] && train sudoku9 $t_sudoku --preset sudoku9 --data $data/sudoku9
+[ "$t_maze" -gt 0 ] && train maze $t_maze --preset maze --size $maze_size --data $data/maze$maze_size
 echo done > $runs/chain.done
 EOF
     setsid nohup bash $runs/chain.sh > $runs/chain.log 2>&1 < /dev/null &

@@ -24,8 +24,7 @@ def _run(args, env, timeout=240):
                           cwd=SCRIPT.parents[2])
 
 
-def test_chain_trains_both_models_in_turn_and_watch_collects(tmp_path):
-    from hrm.checkpoint import load_checkpoint
+def _data_tgz(tmp_path):
     from hrm.tasks.datagen import generate_folder
 
     generate_folder("sudoku", tmp_path / "data" / "sudoku9", 24, 8, seed=3, size=9, workers=1)
@@ -34,10 +33,21 @@ def test_chain_trains_both_models_in_turn_and_watch_collects(tmp_path):
     with tarfile.open(tgz, "w:gz") as tar:
         for name in ("sudoku9", "maze7"):
             tar.add(tmp_path / "data" / name, arcname=name)
-    runs, out = tmp_path / "runs", tmp_path / "out"
-    env = {**os.environ, "LEASE_DEVICE": "cpu", "LEASE_RUNS": str(runs), "LEASE_EXTRA": TINY,
+    return tgz
+
+
+def _env(runs):
+    return {**os.environ, "LEASE_DEVICE": "cpu", "LEASE_RUNS": str(runs), "LEASE_EXTRA": TINY,
            "LEASE_NO_INSTALL": "1", "LEASE_SETTLE": "0", "LEASE_POLL": "1", "OMP_NUM_THREADS": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def test_chain_trains_both_models_in_turn_and_watch_collects(tmp_path):
+    from hrm.checkpoint import load_checkpoint
+
+    tgz = _data_tgz(tmp_path)
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    env = _env(runs)
     started = _run(["train", str(tgz), "120", "120", "7"], env)
     assert started.returncode == 0, started.stderr
     watched = _run(["watch", str(out), "200"], env)
@@ -50,6 +60,16 @@ def test_chain_trains_both_models_in_turn_and_watch_collects(tmp_path):
         ckpt = load_checkpoint(out / f"{name}.best.safetensors")
         assert ckpt.task["name"] == task and ckpt.task["params"]["size"] == size
         assert ckpt.config.hidden_size == 32  # LEASE_EXTRA came last and won over the preset
+
+
+def test_zero_budget_skips_a_model(tmp_path):
+    tgz = _data_tgz(tmp_path)
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    env = _env(runs)
+    assert _run(["train", str(tgz), "0", "120", "7"], env).returncode == 0
+    assert _run(["watch", str(out), "200"], env).returncode == 0
+    assert (out / "maze.best.safetensors").is_file()
+    assert not (runs / "sudoku9").exists() and not (out / "sudoku9.best.safetensors").exists()
 
 
 def test_usage_on_unknown_verb():
