@@ -5,6 +5,8 @@ Public API::
     from hrm.export import export_deployment, EngineOptions
     report = export_deployment("model.safetensors", "deploy/sudoku", precisions="fp32,fp16,bf16",
                                engine=EngineOptions(max_batch=64))
+    # ONNX Runtime's fused contrib ops instead of opset-17 primitives (no TensorRT engines):
+    export_deployment("model.safetensors", "deploy/sudoku-ort", precisions="fp16", ops="ort-contrib")
 
 Graphs are built directly with ``onnx.helper`` from the checkpoint's numpy tensors (see
 :mod:`hrm.export.onnx_builder` for why), validated against the PyTorch module ``hrm.model.HRM`` with

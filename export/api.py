@@ -23,11 +23,11 @@ import numpy as np
 import hrm
 from hrm.checkpoint import Checkpoint, load_checkpoint
 from hrm.errors import ExportError
-from hrm.export.engine import EngineOptions, build_engine, import_tensorrt
-from hrm.export.graphs import DEFAULT_OPSET, STEP_GRAPHS, build_graph, check_opset, graph_io
+from hrm.export.engine import EngineOptions, build_engine, import_tensorrt, ops_refusal
+from hrm.export.graphs import DEFAULT_OPSET, STEP_GRAPHS, build_graph, check_opset, check_ops, graph_io
 from hrm.export.precision import Precision, parse_precisions
 from hrm.export.writer import EXTERNAL_DATA_THRESHOLD, check_graph, save_graph, save_init
-from hrm.manifest import Manifest, Variant
+from hrm.manifest import DEFAULT_OPS, STANDARD, Manifest, Variant
 
 
 class ValidationFailed(ExportError):
@@ -87,6 +87,7 @@ class ExportReport:
     validation: dict[str, dict[str, Any]] | None = None
     engine: dict[str, Any] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    ops: str = DEFAULT_OPS
 
     @property
     def passed(self) -> bool:
@@ -95,7 +96,8 @@ class ExportReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"out_dir": str(self.out_dir), "manifest": str(self.manifest_path), "source": self.source,
-                "config": self.config, "precisions": self.precisions, "opset": self.opset, "passed": self.passed,
+                "config": self.config, "precisions": self.precisions, "opset": self.opset, "ops": self.ops,
+                "passed": self.passed,
                 "graphs": [asdict(g) for g in self.graphs], "validation": self.validation, "engine": self.engine,
                 "seconds": self.seconds}
 
@@ -185,10 +187,13 @@ def export_deployment(
     chain_segments: int = 3,
     provider: str = "auto",
     seed: int = 0,
+    ops: str = DEFAULT_OPS,
 ) -> ExportReport:
     """Export ``checkpoint`` (ours or official; path or loaded) to the deployment directory ``out_dir``.
 
     ``precisions``: any of fp32, fp16, bf16. ``segment``: also export the fused ``segment`` graph.
+    ``ops``: the graph flavour, ``standard`` (opset-17 primitives; TensorRT parses them) or
+    ``ort-contrib`` (ONNX Runtime's fused com.microsoft ops, :mod:`hrm.export.contrib`; no engines).
     ``engine``: build TensorRT engines with these options (None: no engines). ``seq_len`` /
     ``dataset_json``: sizes for official checkpoints whose config lacks them. Raises
     :class:`hrm.errors.HRMError` subclasses for user errors and :class:`ValidationFailed` when a graph
@@ -198,6 +203,9 @@ def export_deployment(
     out_dir = Path(out_dir).absolute()
     chosen = parse_precisions(precisions)
     opset = check_opset(opset)
+    ops = check_ops(ops)
+    if engine is not None and ops != STANDARD:
+        raise ops_refusal(ops, "--engine")
     check_target(out_dir, force)
     if engine is not None:
         engine.validate()
@@ -218,8 +226,8 @@ def export_deployment(
     try:
         report = ExportReport(out_dir, out_dir / "manifest.json",
                               {"path": str(Path(ckpt.source).absolute()), "format": ckpt.format, "sha256": ckpt.sha256},
-                              ckpt.config.to_dict(), [p.name for p in chosen], opset)
-        variants = _write_graphs(ckpt, chosen, kinds, opset, staging, external_data_threshold, timer, report)
+                              ckpt.config.to_dict(), [p.name for p in chosen], opset, ops=ops)
+        variants = _write_graphs(ckpt, chosen, kinds, opset, staging, external_data_threshold, timer, report, ops)
         init = save_init(staging, ckpt.tensors)
         if validate:
             _validate(ckpt, chosen, variants, staging, timer, report, validation_batch, chain_segments, provider, seed)
@@ -260,15 +268,16 @@ def _load(path: str | Path, seq_len: int | None, dataset_json: str | Path | None
 
 
 def _write_graphs(ckpt: Checkpoint, chosen: Sequence[Precision], kinds: Sequence[str], opset: int, staging: Path,
-                  threshold: int, timer: "_Timer", report: ExportReport) -> dict[str, Variant]:
+                  threshold: int, timer: "_Timer", report: ExportReport, ops: str = DEFAULT_OPS) -> dict[str, Variant]:
     variants: dict[str, Variant] = {}
     tensors = {k: np.asarray(v, dtype=np.float32) for k, v in ckpt.tensors.items()}
-    with timer("graphs", f"building {len(kinds)} graphs x {len(chosen)} precisions (opset {opset})"):
+    flavour = "" if ops == STANDARD else f", ops {ops}"
+    with timer("graphs", f"building {len(kinds)} graphs x {len(chosen)} precisions (opset {opset}{flavour})"):
         for p in chosen:
             graphs = {}
             for kind in kinds:
                 ins, outs = graph_io(kind, ckpt.config, p)
-                model = build_graph(kind, ckpt.config, tensors, p, opset)
+                model = build_graph(kind, ckpt.config, tensors, p, opset, ops=ops)
                 entry = save_graph(model, staging, f"{p.name}/{kind}.onnx", kind, ins, outs, threshold)
                 del model
                 check_graph(staging / entry.file, outs)
@@ -278,7 +287,7 @@ def _write_graphs(ckpt: Checkpoint, chosen: Sequence[Precision], kinds: Sequence
                 graphs[kind] = entry
                 report.graphs.append(GraphResult(p.name, kind, entry.file, size))
                 timer.note(f"{entry.file}: {size / 2**20:.1f} MiB, checker + shape inference ok")
-            variants[p.name] = Variant(p.name, graphs)
+            variants[p.name] = Variant(p.name, graphs, ops=ops)
     return variants
 
 

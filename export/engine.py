@@ -24,7 +24,7 @@ from typing import Any
 
 from hrm.errors import ExportError
 from hrm.io import atomic_path, sha256_file, write_bytes_atomic
-from hrm.manifest import EngineEntry
+from hrm.manifest import ORT_CONTRIB, EngineEntry
 
 _log = logging.getLogger("hrm.export.engine")
 FLAVOURS = ("tensorrt", "tensorrt_rtx")
@@ -121,6 +121,32 @@ def make_logger(trt: TensorRT) -> Any:
     return _Logger()
 
 
+#: Why TensorRT gets standard graphs only (shared by every refusal below).
+_WHY_STANDARD = ("ONNX Runtime's com.microsoft ops are implemented as exported by ONNX Runtime only (TensorRT-RTX "
+                 "1.7.1's parser imports some of them but fails on RotaryEmbedding's 1-D position_ids; other "
+                 "TensorRT versions are untested). Export --ops standard for TensorRT engines and a separate "
+                 f"--ops {ORT_CONTRIB} deployment for ONNX Runtime.")
+
+
+def ops_refusal(ops: str, where: str) -> ExportError:
+    """The error for asking TensorRT engines of a non-``standard`` export (one message for every entry point)."""
+    from hrm.export.contrib import CONTRIB_OPS
+
+    return ExportError(f"{where}: TensorRT engines are built from --ops standard graphs only; {ops} graphs use "
+                       f"{', '.join(CONTRIB_OPS)} (domain com.microsoft). " + _WHY_STANDARD)
+
+
+def require_standard_graph(onnx_path: Path) -> None:
+    """Refuse a graph that uses ops outside the standard ONNX domain, before TensorRT sees it."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    foreign = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node if n.domain not in ("", "ai.onnx")})
+    if foreign:
+        raise ExportError(f"{onnx_path}: TensorRT engines are built from --ops standard graphs only; this graph has "
+                          f"ops outside the standard ONNX domain ({', '.join(foreign)}). " + _WHY_STANDARD)
+
+
 def parse_onnx(trt: TensorRT, onnx_path: Path, logger: Any = None) -> tuple[Any, Any, Any]:
     """Parse into a strongly typed network; :class:`ExportError` carrying the parser's own messages."""
     m = trt.module
@@ -198,6 +224,7 @@ def build_engine(trt: TensorRT, onnx_path: Path, engine_path: Path, options: Eng
                  root: Path | None = None) -> tuple[EngineEntry, float]:
     """Parse, configure, build and atomically write one engine; returns its manifest entry and build seconds."""
     start = time.time()
+    require_standard_graph(onnx_path)
     logger = make_logger(trt)
     builder, network, _parser = parse_onnx(trt, onnx_path, logger)
     config = builder.create_builder_config()

@@ -20,7 +20,7 @@ from hrm.errors import ExportError
 from hrm.export import layers
 from hrm.export.onnx_builder import FLOAT, INT32, GraphBuilder
 from hrm.export.precision import Precision
-from hrm.manifest import IO_NAMES, STEP_GRAPHS
+from hrm.manifest import DEFAULT_OPS, GRAPH_OPS, IO_NAMES, ORT_CONTRIB, STEP_GRAPHS
 
 GRAPH_KINDS = (*STEP_GRAPHS, "segment")
 DEFAULT_OPSET = 17
@@ -68,14 +68,25 @@ def check_opset(opset: int) -> int:
     return int(opset)
 
 
+def check_ops(ops: str) -> str:
+    """The graph flavour name, or an :class:`ExportError` listing the known ones."""
+    if ops not in GRAPH_OPS:
+        raise ExportError(f"--ops {ops!r}: expected one of {', '.join(GRAPH_OPS)} (standard: opset-17 primitives, "
+                          f"parsed by TensorRT; {ORT_CONTRIB}: ONNX Runtime's fused com.microsoft ops)")
+    return ops
+
+
 def build_graph(kind: str, config: HRMConfig, tensors: Mapping[str, np.ndarray], precision: Precision,
-                opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """Build one graph kind for one precision from official-named fp32 (or fp16) numpy weights."""
+                opset: int = DEFAULT_OPSET, ops: str = DEFAULT_OPS) -> onnx.ModelProto:
+    """Build one graph kind for one precision from official-named fp32 (or fp16) numpy weights.
+
+    ``ops``: the graph flavour, ``standard`` or ``ort-contrib`` (see :mod:`hrm.export.contrib`)."""
     check_opset(opset)
+    check_ops(ops)
     ins, outs = graph_io(kind, config, precision)
     b = GraphBuilder(f"hrm_{kind}_{precision.name}", opset)
     v = {s.name: b.input(s.name, s.elem_type, s.shape) for s in ins}
-    ctx = layers.Ctx(b, config, precision, tensors)
+    ctx = layers.Ctx(b, config, precision, tensors, ops=ops)
     if kind == "embed":
         results = [layers.embed(ctx, v["tokens"], v["puzzle_ids"])]
     elif kind == "l_step":
@@ -93,6 +104,11 @@ def build_graph(kind: str, config: HRMConfig, tensors: Mapping[str, np.ndarray],
         results = [z_H, z_L, *layers.heads(ctx, z_H)]
     for value, spec in zip(results, outs):
         b.output(value, spec.name, spec.shape)
-    doc = (f"HRM {kind} graph ({precision.name}); state dtype {precision.state_dtype}; "
-           f"RMSNorm statistics and RoPE in fp32. Built by hrm-deploy {hrm.__version__}.")
+    if ops == ORT_CONTRIB:
+        doc = (f"HRM {kind} graph ({precision.name}, ops {ops}); state dtype {precision.state_dtype}; "
+               "ONNX Runtime com.microsoft ops (ONNX Runtime only, no TensorRT engines). "
+               f"Built by hrm-deploy {hrm.__version__}.")
+    else:
+        doc = (f"HRM {kind} graph ({precision.name}); state dtype {precision.state_dtype}; "
+               f"RMSNorm statistics and RoPE in fp32. Built by hrm-deploy {hrm.__version__}.")
     return b.model(producer=hrm.__version__, doc=doc)

@@ -13,6 +13,10 @@ opset-17 primitives whose patterns TensorRT 10.3+ fuses:
 
 Weights are looked up by their official checkpoint names and added once per graph, so calling
 :func:`block` twice with the same prefix shares the weights (the fused segment graph does this).
+
+``Ctx.ops`` picks the graph flavour: ``standard`` (the above) or ``ort-contrib``, whose blocks use
+ONNX Runtime's fused contrib ops instead (:mod:`hrm.export.contrib`); embedding, injection adds and
+heads are the same in both.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 from hrm.config import HRMConfig
 from hrm.export.onnx_builder import FLOAT, INT64, GraphBuilder
 from hrm.export.precision import Precision
+from hrm.manifest import DEFAULT_OPS, ORT_CONTRIB
 
 
 @dataclass
@@ -35,6 +40,7 @@ class Ctx:
     config: HRMConfig
     precision: Precision
     tensors: Mapping[str, np.ndarray]
+    ops: str = DEFAULT_OPS
     _rope: tuple[str, str] | None = field(default=None, repr=False)
 
     @property
@@ -124,6 +130,10 @@ def swiglu(ctx: Ctx, h: str, prefix: str) -> str:
 
 def block(ctx: Ctx, h: str, prefix: str) -> str:
     """Post-norm block: ``h = rms(h + attn(h)); h = rms(h + mlp(h))``."""
+    if ctx.ops == ORT_CONTRIB:
+        from hrm.export import contrib
+
+        return contrib.block(ctx, h, prefix)
     b = ctx.b
     with b.scope(prefix.rstrip(".")):
         h = rms_norm(ctx, b.op("Add", [h, attention(ctx, h, prefix)], hint="resid_attn"))

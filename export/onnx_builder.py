@@ -21,6 +21,8 @@ from onnx import TensorProto, helper, numpy_helper
 FLOAT = TensorProto.FLOAT
 INT64 = TensorProto.INT64
 INT32 = TensorProto.INT32
+#: ONNX Runtime's contrib-op domain and the opset version its ops are registered under.
+MS_DOMAIN, MS_OPSET = "com.microsoft", 1
 
 
 class GraphBuilder:
@@ -91,10 +93,15 @@ class GraphBuilder:
 
     # ---- nodes -------------------------------------------------------------------------------
     def op(self, op_type: str, inputs: Sequence[str], hint: str | None = None, n_out: int = 1,
-           out_type: int | None = None, **attrs) -> str | list[str]:
-        """Append a node; outputs get fresh names and the input's type unless ``out_type`` says."""
+           out_type: int | None = None, domain: str = "", **attrs) -> str | list[str]:
+        """Append a node; outputs get fresh names and the input's type unless ``out_type`` says.
+
+        ``domain``: ``""`` (standard ONNX) or :data:`MS_DOMAIN` for ONNX Runtime's contrib ops; the
+        model then imports that domain too.
+        """
         outs = [self._fresh(hint or op_type.lower()) for _ in range(n_out)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=outs[0] + "/" + op_type, **attrs))
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=outs[0] + "/" + op_type,
+                                           domain=domain or None, **attrs))
         elem = out_type if out_type is not None else self.types[inputs[0]]
         for o in outs:
             self.types[o] = elem
@@ -123,14 +130,32 @@ class GraphBuilder:
     # ---- result ------------------------------------------------------------------------------
     def model(self, producer: str, doc: str = "") -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs,
-                                  initializer=list(self.initializers.values()))
+                                  initializer=list(self.initializers.values()), value_info=self._contrib_value_info())
         opsets = [helper.make_opsetid("", self.opset)]
+        if self.uses_contrib_ops:
+            opsets.append(helper.make_opsetid(MS_DOMAIN, MS_OPSET))
         model = helper.make_model(graph, opset_imports=opsets, producer_name="hrm-deploy", producer_version=producer,
                                   doc_string=doc)
         # The lowest IR version that carries this opset: older TensorRT parsers (10.3 on JetPack 6)
-        # reject IR versions newer than the onnx they were built with.
-        model.ir_version = max(helper.find_min_ir_version_for(opsets), 8)
+        # reject IR versions newer than the onnx they were built with. (onnx knows no IR version for
+        # com.microsoft; the standard opset decides.)
+        model.ir_version = max(helper.find_min_ir_version_for(opsets[:1]), 8)
         return model
+
+    @property
+    def uses_contrib_ops(self) -> bool:
+        return any(n.domain == MS_DOMAIN for n in self.nodes)
+
+    def _contrib_value_info(self) -> list[onnx.ValueInfoProto]:
+        """Element types of contrib-op outputs (rank unknown to onnx; types from the builder).
+
+        onnx has no schemas for ``com.microsoft`` ops, so its shape inference cannot type their
+        outputs, nor anything computed from them; recording the types lets onnx's checker, strict
+        shape inference and the bf16 emulation (:mod:`hrm.export.bf16`) type the whole graph.
+        """
+        outputs = {o.name for o in self.outputs}
+        return [helper.make_tensor_value_info(o, self.types[o], None)
+                for n in self.nodes if n.domain == MS_DOMAIN for o in n.output if o and o not in outputs]
 
 
 class _Scope:

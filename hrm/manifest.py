@@ -3,7 +3,9 @@
 The runtime loads a deployment only through this file: model config, task, recurrence, and for each
 precision variant the graphs (file, sha256, I/O names/shapes/dtypes) and optional TensorRT engines.
 Graph kinds are open-ended keys (``embed``, ``l_step``, ``h_step``, ``heads`` today; a fused
-``segment`` later): readers ignore kinds they do not know. Torch-free and numpy-free on purpose.
+``segment`` later): readers ignore kinds they do not know. Each variant records its graph flavour
+(``ops``: ``standard`` | ``ort-contrib``); manifests written before the field existed are ``standard``,
+so the format version stays 1. Torch-free and numpy-free on purpose.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ MANIFEST_NAME = "manifest.json"
 STEP_GRAPHS = ("embed", "l_step", "h_step", "heads")
 PRECISIONS = ("fp32", "fp16", "bf16")
 STATE_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+#: Graph flavours, recorded per variant as ``ops``: ``standard`` graphs use only opset-17 primitives
+#: (TensorRT parses them); ``ort-contrib`` graphs use ONNX Runtime's fused ``com.microsoft`` ops
+#: (ONNX Runtime only, no TensorRT engines). A variant without the field is ``standard``.
+STANDARD, ORT_CONTRIB = "standard", "ort-contrib"
+GRAPH_OPS = (STANDARD, ORT_CONTRIB)
+DEFAULT_OPS = STANDARD
 
 # Tensor names shared by the exporter and every backend.
 IO_NAMES = {
@@ -70,19 +78,20 @@ class EngineEntry:
 
 @dataclass
 class Variant:
-    """All graphs (and engines) of one precision."""
+    """All graphs (and engines) of one precision; ``ops`` is the flavour every graph of it uses."""
 
     precision: str
     graphs: dict[str, GraphEntry]
     engines: dict[str, EngineEntry] = field(default_factory=dict)
     validation: dict[str, Any] | None = None
+    ops: str = DEFAULT_OPS
 
     @property
     def state_dtype(self) -> str:
         return STATE_DTYPES[self.precision]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"precision": self.precision, "state_dtype": self.state_dtype,
+        return {"precision": self.precision, "state_dtype": self.state_dtype, "ops": self.ops,
                 "graphs": {k: g.to_dict() for k, g in self.graphs.items()},
                 "engines": {k: e.to_dict() for k, e in self.engines.items()},
                 "validation": self.validation}
@@ -202,7 +211,14 @@ def load_manifest(root: str | Path, verify: bool = True, precision: str | None =
                                         _require(e, "flavour", ewhere), str(_require(e, "trt_version", ewhere)),
                                         str(e.get("device", "")), str(_require(e, "compute_capability", ewhere)),
                                         dict(e.get("options") or {}))
-        variants[vname] = Variant(vname, graphs, engines, v.get("validation"))
+        ops = v.get("ops", DEFAULT_OPS)
+        if ops not in GRAPH_OPS:
+            raise ManifestError(f"{vwhere}: 'ops' is {ops!r}; this hrm-deploy knows {list(GRAPH_OPS)} "
+                                "(exported by a newer hrm-deploy? upgrade, or re-export)")
+        if ops != STANDARD and engines:
+            raise ManifestError(f"{vwhere}: lists TensorRT engines for {ops} graphs; engines are built from "
+                                "standard graphs only (re-export)")
+        variants[vname] = Variant(vname, graphs, engines, v.get("validation"), ops)
     if not variants:
         raise ManifestError(f"{where}: no variants")
     rec = raw.get("recurrence") or {}

@@ -19,17 +19,20 @@ The JSON document (``schema: hrm-bench/1``)::
 
     {schema, created, command, elapsed_s, complete,
      environment: {hostname, platform, python, cpu, gpu, device_names, versions, threads, load_average_*, git},
-     deployment: {path, obtained, config, parameters, seq_len, total_seq_len, task, precisions, graphs, engines},
-     settings: {devices, backends, precisions, batches, halting, max_segments, threads, quick, budget, puzzles},
+     deployment: {path, obtained, config, parameters, seq_len, total_seq_len, task, precisions, graphs, engines,
+                  ops: {<prec>: standard|ort-contrib}, ops_deployments: {<flavour>: path}},
+     settings: {devices, backends, precisions, ops, batches, halting, max_segments, threads, quick, budget, puzzles},
      floor: {<device>: {peaks: {<prec>: DevicePeaks}, peaks_used: {...},
                         segment: {<prec>: {<batch>: SegmentCost + floor_seconds}}}},
-     targets: {"<label>/<precision>": {status: ok|skipped|failed, reason?, config, backend, setup_s, warmup_s,
+     targets: {"<label>/<precision>": {status: ok|skipped|failed, reason?, config (+ ops for ort/trt), backend,
+               setup_s, warmup_s,
                segment: {<batch>: {n, p50, p90, p99, mean, min, max, puzzle_segments_per_s}},     # ms
                solve: {<halting>: {n, p50, p90, p99, ..., mean_segments, per_segment_ms, segments, answers}},
                throughput: {<batch>: {<halting>: {puzzles, elapsed_s, puzzles_per_s, puzzles_per_s_median,
                                                   scheduler_steps, slot_utilisation, ...}}},
-               ratios: {torch-eager-fp32|torch-eager|torch-compile: {reference, segment_b<B>, solve_<h>,
-                                                                     throughput_b<B>_<h>}},
+               ratios: {torch-eager-fp32|torch-eager|torch-compile|ort-standard (contrib targets: the same
+                        configuration on the standard graphs):
+                        {reference, segment_b<B>, solve_<h>, throughput_b<B>_<h>}},
                agreement: {...}, floor_fraction: {b<B>: floor time / segment time}}}}
 """
 
@@ -43,6 +46,8 @@ _LAZY = {
     "render": "hrm.bench.report", "render_text": "hrm.bench.report", "summary_lines": "hrm.bench.report",
     "Target": "hrm.bench.targets", "plan": "hrm.bench.targets",
     "random_deployment": "hrm.bench.models", "resolve_path": "hrm.bench.models", "BenchError": "hrm.bench.models",
+    "random_checkpoint": "hrm.bench.models", "export_flavours": "hrm.bench.models",
+    "resolve_flavours": "hrm.bench.models",
     "segment_cost": "hrm.bench.floor", "measure_peaks": "hrm.bench.floor", "floor_seconds": "hrm.bench.floor",
     "floor_report": "hrm.bench.floor", "param_count": "hrm.bench.floor",
     "percentile": "hrm.bench.stats", "median": "hrm.bench.stats", "summarize_ms": "hrm.bench.stats",

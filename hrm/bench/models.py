@@ -7,8 +7,10 @@ to a cache directory) or from nothing at all: ``--random-full sudoku|maze`` buil
 Random weights are fine for speed: every segment costs the same whatever the weights are, and the Q
 head is randomised (not the "never halt" init) so ACT rows halt at different segments.
 
-Exports are cached by content (checkpoint sha256 + precisions + exporter version) under
-``$HRM_BENCH_CACHE`` or ``~/.cache/hrm-deploy/bench``, so a second run starts measuring at once.
+Exports are cached by content (checkpoint sha256 + precisions + exporter version + graph flavour)
+under ``$HRM_BENCH_CACHE`` or ``~/.cache/hrm-deploy/bench``, so a second run starts measuring at once.
+A checkpoint is exported once per graph flavour asked for (``standard``, ``ort-contrib``): the same
+weights, so the two flavours are measured side by side; TensorRT engines only for ``standard``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import hrm
 from hrm.config import HRMConfig
 from hrm.errors import HRMError
+from hrm.manifest import GRAPH_OPS, STANDARD
 
 #: The official HRM architecture (paper, Sudoku-Extreme / Maze-Hard / ARC runs): 27M parameters.
 FULL_ARCH = dict(H_cycles=2, L_cycles=2, H_layers=4, L_layers=4, hidden_size=512, num_heads=8, expansion=4.0,
@@ -104,28 +107,45 @@ def _complete(deploy: Path, precisions: Sequence[str]) -> bool:
 
 
 def export_cached(checkpoint: Path, precisions: Sequence[str], cache_dir: str | Path | None = None,
-                  segment: bool = True, engine: Any = None, log=None) -> Path:
-    """Export ``checkpoint`` (ours or official) once into the cache and return the deployment dir."""
+                  segment: bool = True, engine: Any = None, log=None, ops: str = STANDARD) -> Path:
+    """Export ``checkpoint`` (ours or official) once into the cache and return the deployment dir.
+
+    ``ops``: the graph flavour; ``engine`` must be None for ``ort-contrib`` (the exporter refuses)."""
     from hrm.checkpoint import load_checkpoint
     from hrm.export import export_deployment
 
     ckpt = load_checkpoint(checkpoint)
-    key = _key(ckpt.sha256, sorted(precisions), segment, hrm.__version__,
-               None if engine is None else engine.record())
+    parts: list[Any] = [ckpt.sha256, sorted(precisions), segment, hrm.__version__,
+                        None if engine is None else engine.record()]
+    if ops != STANDARD:  # (standard keys unchanged: existing caches stay valid)
+        parts.append(ops)
+    key = _key(*parts)
     out = cache_root(cache_dir) / f"{Path(checkpoint).stem}-{key}"
     if _complete(out, precisions):
         return out
     if log:
-        log(f"exporting {checkpoint} ({', '.join(precisions)}{', segment graph' if segment else ''}) to {out}")
+        log(f"exporting {checkpoint} ({', '.join(precisions)}{', segment graph' if segment else ''}"
+            f"{'' if ops == STANDARD else ', ops ' + ops}) to {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     export_deployment(ckpt, out, precisions=list(precisions), validate=False, segment=segment, force=True,
-                      engine=engine)
+                      engine=engine, ops=ops)
     return out
 
 
-def random_deployment(shape: str, precisions: Sequence[str], cache_dir: str | Path | None = None, seed: int = 0,
-                      engine: Any = None, log=None) -> Path:
-    """Build (or reuse) the random ``shape`` model's checkpoint and its exported deployment."""
+def export_flavours(checkpoint: Path, precisions: Sequence[str], ops: Sequence[str],
+                    cache_dir: str | Path | None = None, engine: Any = None, log=None) -> tuple[Path, dict[str, Path]]:
+    """Export ``checkpoint`` once per graph flavour in ``ops`` (engines with the standard one only).
+
+    Returns (the main deployment: standard when asked for, else the first flavour; {other flavour: dir})."""
+    flavours = [o for o in GRAPH_OPS if o in ops] or [STANDARD]
+    dirs = {o: export_cached(checkpoint, precisions, cache_dir, engine=engine if o == STANDARD else None, log=log,
+                             ops=o) for o in flavours}
+    main = flavours[0]
+    return dirs[main], {o: d for o, d in dirs.items() if o != main}
+
+
+def random_checkpoint(shape: str, cache_dir: str | Path | None = None, seed: int = 0, log=None) -> Path:
+    """Build (or reuse) the random ``shape`` model's checkpoint in the cache; returns its path."""
     from hrm.checkpoint import save_checkpoint
 
     config, task = random_config(shape)
@@ -136,7 +156,14 @@ def random_deployment(shape: str, precisions: Sequence[str], cache_dir: str | Pa
             log(f"building random {shape} model ({_params(config) / 1e6:.1f}M parameters, seed {seed}) in {base}")
         base.mkdir(parents=True, exist_ok=True)
         save_checkpoint(ckpt, config, random_tensors(config, seed=seed), task=task)
-    return export_cached(ckpt, precisions, base, engine=engine, log=log)
+    return ckpt
+
+
+def random_deployment(shape: str, precisions: Sequence[str], cache_dir: str | Path | None = None, seed: int = 0,
+                      engine: Any = None, log=None, ops: str = STANDARD) -> Path:
+    """Build (or reuse) the random ``shape`` model's checkpoint and its exported deployment (flavour ``ops``)."""
+    ckpt = random_checkpoint(shape, cache_dir, seed, log)
+    return export_cached(ckpt, precisions, ckpt.parent, engine=engine, log=log, ops=ops)
 
 
 def _params(config: HRMConfig) -> int:
@@ -147,21 +174,30 @@ def _params(config: HRMConfig) -> int:
 
 def resolve_path(path: Path, precisions: Sequence[str], cache_dir: str | Path | None = None, engine: Any = None,
                  log=None) -> tuple[Path, str]:
-    """A deployment directory (or its manifest.json) as is; a checkpoint is exported to the cache first.
-    Returns (deployment dir, how it was obtained)."""
+    """A deployment directory (or its manifest.json) as is; a checkpoint is exported to the cache first
+    (standard graphs). Returns (deployment dir, how it was obtained)."""
+    main, how, _ = resolve_flavours(path, precisions, (STANDARD,), cache_dir, engine, log)
+    return main, how
+
+
+def resolve_flavours(path: Path, precisions: Sequence[str], ops: Sequence[str], cache_dir: str | Path | None = None,
+                     engine: Any = None, log=None) -> tuple[Path, str, dict[str, Path]]:
+    """:func:`resolve_path`, exporting a checkpoint once per graph flavour in ``ops`` (a deployment
+    directory is taken as it is). Returns (deployment dir, how it was obtained, {other flavour: dir})."""
     path = Path(path)
     if not path.exists():
         raise BenchError(f"{path}: no such file or directory (expected a deployment directory or a checkpoint)")
     if path.is_file() and path.name == "manifest.json":
-        return path.parent, "deployment"
+        return path.parent, "deployment", {}
     if path.is_dir() and (path / "manifest.json").is_file():
-        return path, "deployment"
+        return path, "deployment", {}
     is_ckpt = path.suffix == ".safetensors" or path.name.startswith("step_") or (
         path.is_dir() and (any(path.glob("step_*")) or (path / "all_config.yaml").exists()))
     if not is_ckpt:
         raise BenchError(f"{path}: neither a deployment directory (no manifest.json) nor a checkpoint "
                          "(.safetensors or an official step_N)")
-    return export_cached(path, precisions, cache_dir, engine=engine, log=log), "checkpoint"
+    main, others = export_flavours(path, precisions, ops, cache_dir, engine=engine, log=log)
+    return main, "checkpoint", others
 
 
 def clear_cache(cache_dir: str | Path | None = None) -> None:

@@ -37,12 +37,13 @@ def _fmt_si(v: float, unit: str) -> str:
 
 
 
-def summary_lines(doc: dict) -> list[str]:
-    """Plain-text ratio lines, e.g. ``ort-cpu/fp32 / torch-eager-cpu/fp32: segment B=1 0.40x``."""
+def summary_lines(doc: dict, reference: str = "torch-eager-fp32") -> list[str]:
+    """Plain-text ratio lines, e.g. ``ort-cpu/fp32 / torch-eager-cpu/fp32: segment B=1 0.40x``; ``reference``
+    is a key of the targets' ``ratios`` (``ort-standard``: contrib graphs vs the standard ones)."""
     lines = []
     batches = doc["settings"]["batches"]
     for name, e in doc["targets"].items():
-        r = _get(e, "ratios", "torch-eager-fp32")
+        r = _get(e, "ratios", reference)
         if not r:
             continue
         parts = [f"segment B={b} {_fmt_ratio(r.get(f'segment_b{b}'))}" for b in batches if f"segment_b{b}" in r]
@@ -85,6 +86,11 @@ def render(doc: dict, console: Console | None = None) -> None:
     lines = summary_lines(doc)
     if lines:
         console.print("[bold]vs the PyTorch eager fp32 reference[/] (time ratios; lower is faster)")
+        for line in lines:
+            console.print("  " + line, highlight=False)
+    lines = summary_lines(doc, "ort-standard")
+    if lines:
+        console.print("[bold]ort-contrib graphs vs the standard graphs[/] (same configuration; lower is faster)")
         for line in lines:
             console.print("  " + line, highlight=False)
     if not doc.get("complete", True):

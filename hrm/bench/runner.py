@@ -42,7 +42,8 @@ from hrm.bench import env as benv
 from hrm.bench.floor import DevicePeaks, floor_report, measure_peaks, param_count
 from hrm.bench.stats import median, ratio, summarize_ms
 from hrm.bench.stats import dig as _get
-from hrm.bench.targets import BACKEND_CHOICES, Target, plan
+from hrm.bench.targets import BACKEND_CHOICES, Target, deployment_ops, plan
+from hrm.manifest import GRAPH_OPS
 
 SCHEMA = "hrm-bench/1"
 
@@ -86,6 +87,9 @@ class BenchOptions:
     time_limit: float | None = None  # seconds for the whole run; what is left is skipped
     budget: Budget | None = None
     measure_floor: bool = True
+    ops: Sequence[str] = GRAPH_OPS  # graph flavours whose ORT targets to measure
+    # deployments of other graph flavours exported from the same weights (flavour -> directory)
+    ops_deployments: dict[str, Path] = field(default_factory=dict)
 
     def resolved_budget(self) -> Budget:
         b = self.budget or (Budget.quick() if self.quick else Budget())
@@ -179,7 +183,8 @@ class Live:
 
 
 def open_target(t: Target, deployment: Any, options: BenchOptions) -> Any:
-    """A Session for ``t`` (activated). Raises on any problem; the caller records it."""
+    """A Session for ``t`` (activated) on ``deployment`` (the one of ``t``'s graph flavour). Raises on any
+    problem; the caller records it."""
     from hrm.runtime import Session
 
     opts = dict(t.options)
@@ -232,12 +237,16 @@ def run(deployment_dir: str | Path, options: BenchOptions | None = None, *, comm
         raise ValueError(f"batch sizes must be >= 1, got {list(options.batches)}")
 
     dep = load_deployment(deployment_dir)
+    flavours = {deployment_ops(dep): dep}
+    for ops, path in (options.ops_deployments or {}).items():
+        flavours.setdefault(ops, load_deployment(path))
     c = dep.config
     cap = options.max_segments or c.halt_max_steps
     n_pool = max(budget.solve_puzzles, min(64, max(batches)), 2)
     say(f"generating {n_pool} puzzles")
     pool, pool_source = make_puzzles(dep, n_pool, options.seed)
-    targets = plan(dep, options.devices, options.backends, precisions, threads)
+    targets = plan(dep, options.devices, options.backends, precisions, threads, ops=options.ops, flavours=flavours)
+    deployment_of = {t.name: (dep if t.ops is None else flavours.get(t.ops, dep)) for t in targets}
     if options.trt_note:
         for t in targets:
             if t.backend == "trt" and t.skip and "engines" in t.skip:
@@ -248,8 +257,9 @@ def run(deployment_dir: str | Path, options: BenchOptions | None = None, *, comm
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": list(command) if command is not None else None,
         "environment": benv.environment(options.devices, threads),
-        "deployment": _describe_deployment(dep, obtained),
+        "deployment": _describe_deployment(dep, obtained, flavours),
         "settings": {"devices": list(options.devices), "backends": list(options.backends), "precisions": precisions,
+                     "ops": list(options.ops),
                      "batches": batches, "halting": list(options.halting), "max_segments": cap,
                      "segments_only": options.segments_only, "quick": options.quick, "threads": threads,
                      "seed": options.seed, "time_limit_s": options.time_limit, "budget": asdict(budget),
@@ -283,7 +293,7 @@ def run(deployment_dir: str | Path, options: BenchOptions | None = None, *, comm
                 doc["targets"][t.name].update(status="skipped", reason="time limit reached before this target ran")
             continue
         say(f"{device}/{precision}: opening {', '.join(t.label for t in group)}")
-        live = _open_group(group, dep, options, doc, say)
+        live = _open_group(group, deployment_of, options, doc, say)
         try:
             _segment_phase(live, batches, budget, pool, clock, say)
             update()
@@ -314,10 +324,12 @@ def _has_time_skips(doc: dict) -> bool:
     return "time limit" in json.dumps(doc["targets"])
 
 
-def _describe_deployment(dep: Any, obtained: str) -> dict[str, Any]:
+def _describe_deployment(dep: Any, obtained: str, flavours: dict[str, Any] | None = None) -> dict[str, Any]:
     man = dep.manifest
     c = dep.config
     return {"path": str(dep.root), "obtained": obtained,
+            "ops": {p: dep.variant(p).ops for p in dep.precisions},
+            "ops_deployments": {k: str(d.root) for k, d in (flavours or {}).items()},
             "config": {k: v for k, v in c.to_dict().items()},
             "parameters": param_count(c), "seq_len": c.seq_len, "total_seq_len": c.total_seq_len,
             "task": (man.task or {}).get("name"), "precisions": dep.precisions,
@@ -376,14 +388,14 @@ def _free_device_memory(device: str) -> None:
             pass
 
 
-def _open_group(group: Sequence[Target], dep: Any, options: BenchOptions, doc: dict,
+def _open_group(group: Sequence[Target], deployment_of: dict[str, Any], options: BenchOptions, doc: dict,
                 say: Callable[[str], None]) -> list[Live]:
     live = []
     for t in group:
         entry = doc["targets"][t.name]
         t0 = time.perf_counter()
         try:
-            session = open_target(t, dep, options)
+            session = open_target(t, deployment_of[t.name], options)
         except Exception as exc:
             entry.update(status=classify_error(exc), reason=_err(exc))
             say(f"  {t.name}: {entry['status']}: {entry['reason']}")
@@ -598,11 +610,14 @@ def _scheduler_run(Scheduler: Any, session: Any, slots: int, halting: str, items
 # ---- cross-target results ------------------------------------------------------------------------------
 
 def reference_names(name: str, precision: str, device: str) -> dict[str, str]:
-    """The references a target is compared with: eager fp32, eager same precision, compiled same precision."""
+    """The references a target is compared with: eager fp32, eager same precision, compiled same precision;
+    an ``ort-*-contrib*`` target also with the same configuration on the standard graphs (``ort-standard``)."""
     compiled = f"torch-compile-{device}" + ("-graph" if device == "cuda" else "")
     refs = {"torch-eager-fp32": f"torch-eager-{device}/fp32",
             "torch-eager": f"torch-eager-{device}/{precision}",
             "torch-compile": f"{compiled}/{precision}"}
+    if name.startswith("ort-") and "-contrib" in name:
+        refs["ort-standard"] = name.replace("-contrib", "", 1)
     if precision == "fp32":
         del refs["torch-eager"]  # the same target as torch-eager-fp32
     return {k: v for k, v in refs.items() if v != name}

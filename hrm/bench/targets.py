@@ -9,6 +9,8 @@ A :class:`Target` is one (runtime backend, device, options, precision) combinati
 ``ort-<dev>-fused``        ONNX Runtime, the fused ``segment`` graph (one run per segment; needs an
                            export with the segment graph)
 ``ort-cuda-graph``         ONNX Runtime CUDA EP with ``enable_cuda_graph`` on the step graphs
+``ort-<dev>-contrib[-fused|-graph]``  the same three on the ``ort-contrib`` graphs (ONNX Runtime's fused
+                           com.microsoft ops), exported from the same weights as the standard ones
 ``trt-cuda[-graph]``       TensorRT engines, without / with one CUDA graph per segment
 ``torch-eager-<dev>``      the PyTorch reference backend (``hrm.model.HRM``), eager: the yardstick
 ``torch-eager-cuda-graph`` the same, whole segment captured in a ``torch.cuda.CUDAGraph``
@@ -19,13 +21,19 @@ A :class:`Target` is one (runtime backend, device, options, precision) combinati
 :func:`plan` lists the targets for the asked devices, backends and precisions, each either runnable
 or with ``skip`` set to the reason (no CUDA, no TensorRT, no engines, no such precision variant...).
 Nothing here raises for an unavailable backend: a skipped target is a row in the report.
+
+ORT and TensorRT targets run graphs of one flavour (``Target.ops``: ``standard`` or ``ort-contrib``,
+the manifest's per-variant ``ops``); :func:`plan` takes one deployment per flavour and skips a target
+whose flavour has none, saying how to get it.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
+
+from hrm.manifest import GRAPH_OPS, ORT_CONTRIB, STANDARD
 
 #: --backends names -> the target kinds they expand to
 BACKEND_CHOICES = ("ort", "trt", "torch", "torch-compile")
@@ -44,6 +52,7 @@ class Target:
     options: dict[str, Any] = field(default_factory=dict)
     fast: dict[str, Any] | None = None  # TorchFastBackend options (torch-compile / torch graph targets)
     skip: str | None = None
+    ops: str | None = None  # graph flavour an ort / trt target runs; None: any (the torch references)
 
     @property
     def label(self) -> str:
@@ -64,13 +73,16 @@ class Target:
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.backend, "device": self.device, "precision": self.precision,
-                "options": {**self.options, **(self.fast or {})}}
+                "options": {**self.options, **(self.fast or {})}, **({"ops": self.ops} if self.ops else {})}
 
 
-def kinds_for(backend: str, device: str) -> list[str]:
-    """Target kinds one ``--backends`` entry expands to on ``device``."""
+def kinds_for(backend: str, device: str, ops: Sequence[str] = GRAPH_OPS) -> list[str]:
+    """Target kinds one ``--backends`` entry expands to on ``device``; ``ops``: the graph flavours whose
+    ORT targets to include (TensorRT targets are always ``standard``)."""
     if backend == "ort":
-        return ["ort", "ort-fused"] + (["ort-graph"] if device == "cuda" else [])
+        std = ["ort", "ort-fused"] + (["ort-graph"] if device == "cuda" else [])
+        return (std if STANDARD in ops else []) + (
+            [k.replace("ort", "ort-contrib", 1) for k in std] if ORT_CONTRIB in ops else [])
     if backend == "trt":
         return ["trt", "trt-graph"] if device == "cuda" else ["trt"]
     if backend == "torch":
@@ -86,6 +98,9 @@ def make_target(kind: str, device: str, precision: str, threads: int | None = No
         "ort": ("ort", {**ort_threads}, None),
         "ort-fused": ("ort", {**ort_threads, "fused": True}, None),
         "ort-graph": ("ort", {"cuda_graph": True}, None),
+        "ort-contrib": ("ort", {**ort_threads}, None),
+        "ort-contrib-fused": ("ort", {**ort_threads, "fused": True}, None),
+        "ort-contrib-graph": ("ort", {"cuda_graph": True}, None),
         "trt": ("trt", {"cuda_graph": False}, None),
         "trt-graph": ("trt", {"cuda_graph": True}, None),
         "torch-eager": ("torch", {}, None),
@@ -94,21 +109,43 @@ def make_target(kind: str, device: str, precision: str, threads: int | None = No
         "torch-compile-graph": ("torch", {}, {"compile": True, "cuda_graph": True}),
     }
     backend, options, fast = table[kind]
-    return Target(kind, backend, device, precision, dict(options), fast)
+    ops = (ORT_CONTRIB if "contrib" in kind else STANDARD) if backend in ("ort", "trt") else None
+    return Target(kind, backend, device, precision, dict(options), fast, ops=ops)
+
+
+def deployment_ops(deployment: Any) -> str:
+    """The graph flavour of a deployment (its variants'; older manifests and stubs: ``standard``)."""
+    found = {getattr(deployment.variant(p), "ops", STANDARD) for p in deployment.precisions}
+    return found.pop() if len(found) == 1 else STANDARD
 
 
 def plan(deployment: Any, devices: Sequence[str], backends: Sequence[str], precisions: Sequence[str],
-         threads: int | None = None) -> list[Target]:
-    """Every (device, backend kind, precision) asked for, in report order, with skip reasons filled in."""
+         threads: int | None = None, ops: Sequence[str] = GRAPH_OPS,
+         flavours: Mapping[str, Any] | None = None) -> list[Target]:
+    """Every (device, backend kind, precision) asked for, in report order, with skip reasons filled in.
+
+    ``flavours`` maps a graph flavour to the deployment holding it (default: ``deployment`` under its
+    own flavour); ``ops`` limits which flavours' ORT targets are listed."""
+    flavours = dict(flavours) if flavours is not None else {deployment_ops(deployment): deployment}
     out: list[Target] = []
     for device in devices:
         for backend in backends:
-            for kind in kinds_for(backend, device):
+            for kind in kinds_for(backend, device, ops):
                 for precision in precisions:
                     t = make_target(kind, device, precision, threads)
-                    t.skip = unavailable(t, deployment)
+                    dep = deployment if t.ops is None else flavours.get(t.ops)
+                    if dep is None:  # a missing GPU is the more basic reason
+                        t.skip = (cuda_problem() if t.device == "cuda" else None) or no_flavour(t)
+                    else:
+                        t.skip = unavailable(t, dep)
                     out.append(t)
     return out
+
+
+def no_flavour(t: Target) -> str:
+    """Why a target of a flavour the run has no deployment for is skipped, and how to get one."""
+    return (f"no {t.ops} deployment in this run: benchmark a checkpoint or --random-* (both flavours are exported "
+            f"from the same weights), or a deployment exported with hrm-export --ops {t.ops}")
 
 
 # ---- availability ------------------------------------------------------------------------------------
@@ -198,6 +235,8 @@ def unavailable(t: Target, deployment: Any) -> str | None:
             return "TensorRT runs on CUDA only"
         if p := trt_problem():
             return p
+        if (ops := getattr(deployment.variant(t.precision), "ops", STANDARD)) != STANDARD:
+            return f"TensorRT engines are built from standard graphs only (this deployment's are {ops})"
         engines = deployment.variant(t.precision).engines
         missing = [k for k in ("embed", "l_step", "h_step", "heads") if k not in engines]
         if missing:

@@ -44,6 +44,10 @@ def _split(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
               help="comma-separated: ort, trt, torch (eager reference), torch-compile")
 @click.option("--precisions", default=None, help="comma-separated fp32, fp16, bf16  [default: fp32 on CPU; "
                                                  "fp32,fp16,bf16 with --device cuda]")
+@click.option("--ops", "graph_ops", default="standard,ort-contrib", show_default=True,
+              help="graph flavours for the ort configurations: standard (opset-17 primitives) and/or ort-contrib "
+                   "(ONNX Runtime's fused ops, rows ort-<device>-contrib*); a checkpoint or --random-* is exported "
+                   "once per flavour from the same weights, a deployment PATH has the one it was exported with")
 @click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True,
               help="batch size for per-segment latency and throughput (repeat)  [default: 1]")
 @click.option("--puzzles", type=click.IntRange(min=1), default=None,
@@ -71,9 +75,9 @@ def _split(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
 @click.option("--seed", type=int, default=0, show_default=True, help="puzzle (and random-model) seed")
 @handle_errors
 def main(path: Path | None, random_full: str | None, random_tiny: bool, devices: tuple[str, ...], backends: str,
-         precisions: str | None, batches: tuple[int, ...], puzzles: int | None, segments_only: bool, halting: str,
-         max_segments: int | None, threads: int | None, json_out: str | None, quick: bool, time_limit: float | None,
-         checkpoint: Path | None, build_engines: bool, cache_dir: Path | None, seed: int) -> None:
+         precisions: str | None, graph_ops: str, batches: tuple[int, ...], puzzles: int | None, segments_only: bool,
+         halting: str, max_segments: int | None, threads: int | None, json_out: str | None, quick: bool,
+         time_limit: float | None, checkpoint: Path | None, build_engines: bool, cache_dir: Path | None, seed: int) -> None:
     """Benchmark PATH (a deployment directory or a checkpoint) on every available backend and precision.
 
     Measures, side by side on the same weights: per-segment latency at each --batch, batch-1 solve
@@ -81,9 +85,10 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, devices:
     scheduler with B slots, and the device floor (counted FLOPs and weight bytes per segment against
     peaks measured in this run). Unavailable configurations are listed as skipped with the reason.
     """
-    from hrm.bench.models import BenchError, random_deployment, resolve_path
+    from hrm.bench.models import BenchError, export_flavours, random_checkpoint, resolve_flavours
     from hrm.bench.runner import BenchOptions, default_precisions, run
     from hrm.bench.targets import BACKEND_CHOICES, PRECISIONS
+    from hrm.manifest import GRAPH_OPS, STANDARD
 
     chosen = [x for x in (path is not None, random_full is not None, random_tiny) if x]
     if len(chosen) != 1:
@@ -92,6 +97,10 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, devices:
     backend_list = _split(backends, BACKEND_CHOICES, "backends")
     precision_list = _split(precisions, PRECISIONS, "precisions") if precisions else default_precisions(devices)
     halting_list = _split(halting, ("fixed", "act"), "halting")
+    ops_list = _split(graph_ops, GRAPH_OPS, "ops")
+    if build_engines and STANDARD not in ops_list:
+        raise BenchError(f"--build-engines needs the standard graphs (TensorRT engines are built from --ops standard "
+                         f"exports only); add standard to --ops {graph_ops}")
     if time_limit is None and (quick or "cuda" in devices):
         time_limit = 420.0
     time_limit = time_limit or None  # 0: no limit
@@ -113,18 +122,19 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, devices:
 
     def prepare(engine_options):
         if path is not None:
-            d, how = resolve_path(path, precision_list, cache_dir, engine=engine_options, log=log)
-            return d, (how if how == "deployment" else f"checkpoint {path} exported")
+            d, how, others = resolve_flavours(path, precision_list, ops_list, cache_dir, engine=engine_options, log=log)
+            return d, (how if how == "deployment" else f"checkpoint {path} exported"), others
         shape = random_full or "tiny"
         try:
-            d = random_deployment(shape, precision_list, cache_dir, seed=seed, engine=engine_options, log=log)
+            ckpt = random_checkpoint(shape, cache_dir, seed=seed, log=log)
+            d, others = export_flavours(ckpt, precision_list, ops_list, ckpt.parent, engine=engine_options, log=log)
         except ImportError as exc:
             raise BenchError(f"building a random model needs torch and onnx ({exc}): "
                              "pip install 'hrm-deploy[export]'") from None
-        return d, (f"random-full {shape}" if random_full else "random-tiny")
+        return d, (f"random-full {shape}" if random_full else "random-tiny"), others
 
     try:
-        deploy_dir, obtained = prepare(engine)
+        deploy_dir, obtained, ops_deployments = prepare(engine)
     except BenchError:
         raise
     except Exception as exc:
@@ -133,12 +143,13 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, devices:
         # No usable TensorRT for this GPU (e.g. only TensorRT-RTX, which has no SM90): measure the rest.
         trt_note = f"--build-engines failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
         log(f"[yellow]{trt_note}; continuing without engines[/]")
-        deploy_dir, obtained = prepare(None)
+        deploy_dir, obtained, ops_deployments = prepare(None)
 
     options = BenchOptions(devices=devices, backends=backend_list, precisions=precision_list,
                            batches=tuple(batches) or (1,), halting=halting_list, max_segments=max_segments,
                            puzzles=puzzles, segments_only=segments_only, quick=quick, threads=threads, seed=seed,
-                           checkpoint=checkpoint, time_limit=time_limit, trt_note=trt_note)
+                           checkpoint=checkpoint, time_limit=time_limit, trt_note=trt_note, ops=tuple(ops_list),
+                           ops_deployments=ops_deployments)
 
     def write(doc: dict) -> None:
         if json_out and not to_stdout:
@@ -179,13 +190,15 @@ def _canonical_command(params: dict) -> str:
     for name, value in params.items():
         if name == "path" or value is None or value is False or value == ():
             continue
-        flag = "--" + {"devices": "device", "batches": "batch", "json_out": "json"}.get(name, name).replace("_", "-")
+        flag = "--" + {"devices": "device", "batches": "batch", "json_out": "json", "graph_ops": "ops"}.get(
+            name, name).replace("_", "-")
         if value is True:
             words.append(flag)
         elif isinstance(value, tuple):
             for v in value:
                 words += [flag, str(v)]
-        elif (name, value) not in (("backends", "ort,trt,torch,torch-compile"), ("halting", "fixed,act"), ("seed", 0)):
+        elif (name, value) not in (("backends", "ort,trt,torch,torch-compile"), ("halting", "fixed,act"), ("seed", 0),
+                                   ("graph_ops", "standard,ort-contrib")):
             words += [flag, str(value)]
     return shlex.join(words)
 

@@ -31,11 +31,12 @@ from hrm.cli.common import handle_errors, stderr_console
 @click.option("--group-by", "group_key", default="bucket", show_default=True,
               help="puzzle meta key to report groups by ('none' for overall only)")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="ORT intra-op threads (CPU)")
+@click.option("--spin/--no-spin", default=True, show_default=True, help="--backend ort: idle threads spin")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="also write the report as JSON to this file ('-' = stdout instead of the table)")
 @handle_errors
 def main(model: Path, dataset: str, n: int | None, seed: int, backend: str, device: str, precision: str,
-         haltings: str, max_segments: int | None, batch: int, group_key: str, threads: int | None,
+         haltings: str, max_segments: int | None, batch: int, group_key: str, threads: int | None, spin: bool,
          json_path: Path | None) -> None:
     """Solve a labelled dataset with MODEL and report exact / valid accuracy and segments."""
     from hrm.bench.models import resolve_path
@@ -50,7 +51,7 @@ def main(model: Path, dataset: str, n: int | None, seed: int, backend: str, devi
         raise click.BadParameter(f"unknown halting mode(s) {bad}; use fixed, act", param_hint="--halting")
     err = stderr_console()
     root, origin = resolve_path(model, [precision], log=lambda m: err.print(m, highlight=False))
-    options = {"threads": threads} if threads and backend == "ort" else {}
+    options = {"spin": spin, **({"threads": threads} if threads else {})} if backend == "ort" else {}
     with Session(root, backend=backend, device=device, precision=precision, batch=batch, **options) as session:
         count = n if n is not None else (256 if dataset == "generated" else None)
         puzzles = load_puzzles(dataset, session.deployment, n=count, seed=seed)

@@ -33,6 +33,10 @@ def _fail(message: str, code: int = 1) -> None:
 @click.option("--precision", default="fp32,fp16,bf16", show_default=True,
               help="Comma-separated precision variants to export: fp32, fp16, bf16.")
 @click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset (17..22; 17 parses on TensorRT 10.3+).")
+@click.option("--ops", type=click.Choice(["standard", "ort-contrib"]), default="standard", show_default=True,
+              help="Graph flavour: standard opset-17 primitives (TensorRT parses them), or ONNX Runtime's fused "
+                   "com.microsoft ops (SkipSimplifiedLayerNormalization, RotaryEmbedding, MultiHeadAttention; "
+                   "ONNX Runtime only, so not with --engine).")
 @click.option("--segment/--no-segment", default=False, show_default=True,
               help="Also export the fused 'segment' graph (N x (T l_step + h_step) + heads, weights shared).")
 @click.option("--validate/--no-validate", default=True, show_default=True,
@@ -58,7 +62,7 @@ def _fail(message: str, code: int = 1) -> None:
               help="Official checkpoints: sequence length when no dataset.json is at hand (RoPE models).")
 @click.option("--dataset-json", type=click.Path(path_type=Path), default=None,
               help="Official checkpoints: the dataset's dataset.json (seq_len, vocab_size, puzzle ids).")
-def main(checkpoint: Path, out: Path, precision: str, opset: int, segment: bool, validate: bool,
+def main(checkpoint: Path, out: Path, precision: str, opset: int, ops: str, segment: bool, validate: bool,
          validation_batch: int, validation_provider: str, engine: bool, min_batch: int, opt_batch: int, max_batch: int,
          timing_cache: Path | None, builder_optimization_level: int | None, trt_flavour: str,
          rtx_cc: tuple[str, ...], force: bool, as_json: bool, seq_len: int | None, dataset_json: Path | None) -> None:
@@ -76,7 +80,7 @@ def main(checkpoint: Path, out: Path, precision: str, opset: int, segment: bool,
         report = export_deployment(checkpoint, out, precisions=precision, opset=opset, validate=validate,
                                    engine=engine_opts, force=force, segment=segment, progress=progress,
                                    seq_len=seq_len, dataset_json=dataset_json, validation_batch=validation_batch,
-                                   provider=validation_provider)
+                                   provider=validation_provider, ops=ops)
     except HRMError as exc:
         progress.close()
         failed = getattr(exc, "report", None)
@@ -129,7 +133,8 @@ def _emit(console: Any, report: Any, as_json: bool) -> None:
         state = "[green]validated[/]" if report.validation else "[yellow]not validated (--no-validate)[/]"
         if report.validation and not report.passed:
             state = "[red]VALIDATION FAILED[/]"
-        console.print(f"{report.out_dir}: {state}; manifest {report.manifest_path.name}")
+        flavour = "" if report.ops == "standard" else f"; {report.ops} graphs (ONNX Runtime only)"
+        console.print(f"{report.out_dir}: {state}; manifest {report.manifest_path.name}{flavour}")
 
 
 def _table(report: Any) -> Any:

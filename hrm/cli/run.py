@@ -38,10 +38,14 @@ EXIT_BAD_INPUT = 1
 @click.option("--color/--no-color", default=None, help="highlight with ANSI colours [default: if stdout is a terminal]")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="--backend torch: the checkpoint (default: the manifest's source, sha-checked)")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="--backend ort on the CPU: intra-op threads [default: ORT's, one per core]")
+@click.option("--spin/--no-spin", default=True, show_default=True,
+              help="--backend ort: let idle ORT threads spin; --no-spin on a machine shared with other work")
 @handle_errors
 def main(deployment: Path, inputs: tuple[str, ...], backend: str, device: str, precision: str, halting: str | None,
          max_segments: int | None, batch: int, trace: bool, as_json: bool, color: bool | None,
-         checkpoint: Path | None) -> None:
+         checkpoint: Path | None, threads: int | None, spin: bool) -> None:
     """Solve the puzzles in INPUTS with the model exported to DEPLOYMENT.
 
     An INPUT is a puzzle string, a file in any format the model's task accepts (one puzzle per line,
@@ -61,6 +65,8 @@ def main(deployment: Path, inputs: tuple[str, ...], backend: str, device: str, p
     parser = task if task is not None else TokenLines(dep.config.seq_len, dep.config.vocab_size)
     read = read_inputs(parser, inputs, stdin=sys.stdin)
     options = {"checkpoint": checkpoint} if (backend == "torch" and checkpoint) else {}
+    if backend == "ort":
+        options = {"spin": spin, **({"threads": threads} if threads and device == "cpu" else {})}
     # no bigger than needed: a single puzzle should not pay for --batch rows of compute
     session = Session(dep, backend=backend, device=device, precision=precision,
                       batch=max(1, min(batch, len(read.puzzles))), halting=halting, max_segments=max_segments,

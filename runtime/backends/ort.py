@@ -20,6 +20,12 @@ Why it looks like this:
 * **CUDA graphs** (``cuda_graph=True``): ``enable_cuda_graph`` on the step sessions (not embed, which
   runs once per load), with a distinct ``gpu_graph_id`` per cached binding. ORT requires fixed shapes
   and pre-bound buffers, which is what the cache gives. Off by default until measured.
+* **Graph flavours.** ``ort-contrib`` variants (ONNX Runtime's fused com.microsoft ops) load like any
+  other ONNX graph; nothing here depends on the ops inside. On CUDA their fused residual+RMSNorm
+  (``SkipSimplifiedLayerNormalization``) computes its statistics in fp16/bf16 unless the provider's
+  ``enable_skip_layer_norm_strict_mode`` is set, so it is set (``strict_norm=True``, the default):
+  RMSNorm statistics stay fp32 as in the PyTorch reference. ``strict_norm=False`` trades that for ORT's
+  faster non-strict kernel.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hrm.errors import ManifestError
+from hrm.manifest import STANDARD
 from hrm.runtime.backends.base import BackendError
 from hrm.runtime.backends.buffered import Buffer, BufferedBackend, HostMemory, cuda_memory
 from hrm.runtime.deployment import TensorSpec
@@ -42,7 +49,8 @@ class OrtBackend(BufferedBackend):
 
     def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu", *,
                  cuda_graph: bool = False, threads: int | None = None, device_id: int = 0,
-                 optimization: str = "all", fused: bool = False, tf32: bool = False) -> None:
+                 optimization: str = "all", fused: bool = False, tf32: bool = False,
+                 strict_norm: bool = True, spin: bool = True) -> None:
         super().__init__(deployment, precision, device, fused=fused)
         if device not in ("cpu", "cuda"):
             raise ValueError(f"ort backend: device must be 'cpu' or 'cuda', got {device!r}")
@@ -53,6 +61,11 @@ class OrtBackend(BufferedBackend):
         self.device_id = int(device_id)
         self.optimization = optimization
         self.tf32 = bool(tf32)
+        self.strict_norm = bool(strict_norm)
+        # ORT's intra-op pool spins between ops by default: lowest latency on an idle machine, but on a
+        # box shared with other work (2-core CI, Jetson with a camera pipeline) spinning threads steal the
+        # cores the next op needs (measured: 478 -> 190 ms per segment with 2 threads on a loaded 2-core box).
+        self.spin = bool(spin)
         self.sessions: dict[str, Any] = {}
         self._next_graph_id = 0
 
@@ -113,7 +126,9 @@ class OrtBackend(BufferedBackend):
         d = super().describe()
         import onnxruntime as ort
 
-        d.update(onnxruntime=ort.__version__, cuda_graph=self.cuda_graph, fused=self.fused,
+        d.update(onnxruntime=ort.__version__, cuda_graph=self.cuda_graph, fused=self.fused, spin=self.spin,
+                 ops=self.deployment.variant(self.precision).ops,
+                 **({"strict_norm": self.strict_norm} if self.device == "cuda" else {}),
                  providers=self.sessions["l_step"].get_providers() if self.sessions else None)
         return d
 
@@ -125,6 +140,9 @@ class OrtBackend(BufferedBackend):
         so.graph_optimization_level = levels[self.optimization]
         if self.threads:
             so.intra_op_num_threads = int(self.threads)
+        if not self.spin:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            so.add_session_config_entry("session.inter_op.allow_spinning", "0")
         so.log_severity_level = 3
         return so
 
@@ -135,6 +153,8 @@ class OrtBackend(BufferedBackend):
                 "use_tf32": "1" if self.tf32 else "0"}
         if self.cuda_graph and kind != "embed":
             opts["enable_cuda_graph"] = "1"
+        if self.strict_norm and self.deployment.variant(self.precision).ops != STANDARD:
+            opts["enable_skip_layer_norm_strict_mode"] = "1"
         return [("CUDAExecutionProvider", opts)]
 
     def _check_io(self, kind: str, path: Any) -> None:

@@ -29,7 +29,7 @@ import warnings
 from typing import Any, Sequence
 
 from hrm.errors import EngineMismatchError, HRMError, ManifestError
-from hrm.manifest import IO_NAMES
+from hrm.manifest import IO_NAMES, STANDARD
 from hrm.runtime.backends.base import BackendError
 from hrm.runtime.backends.buffered import BatchBuffers, Buffer, BufferedBackend, cuda_memory
 from hrm.runtime.deployment import TensorSpec
@@ -58,6 +58,10 @@ class TrtBackend(BufferedBackend):
     def activate_impl(self) -> None:
         man = self.deployment.manifest
         var = self.deployment.variant(self.precision)
+        if var.ops != STANDARD:
+            raise ManifestError(f"{man.root}: variant {self.precision} has {var.ops} graphs (ONNX Runtime's "
+                                "com.microsoft ops); TensorRT engines come from a --ops standard export only. "
+                                "Use --backend ort here, or export --ops standard --engine for trt")
         missing = [k for k in self.graph_kinds if k not in var.engines]
         if missing:
             raise ManifestError(f"{man.root}: variant {self.precision} has no TensorRT engines for {missing}; "

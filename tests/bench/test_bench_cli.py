@@ -16,8 +16,9 @@ from hrm.cli.bench import main
 pytest.importorskip("torch")
 
 EXPECTED = [f"{label}/{p}" for label in (
-    "ort-cpu", "ort-cpu-fused", "trt-cpu", "torch-eager-cpu",
-    "ort-cuda", "ort-cuda-fused", "ort-cuda-graph", "trt-cuda", "trt-cuda-graph", "torch-eager-cuda",
+    "ort-cpu", "ort-cpu-fused", "ort-cpu-contrib", "ort-cpu-contrib-fused", "trt-cpu", "torch-eager-cpu",
+    "ort-cuda", "ort-cuda-fused", "ort-cuda-graph", "ort-cuda-contrib", "ort-cuda-contrib-fused",
+    "ort-cuda-contrib-graph", "trt-cuda", "trt-cuda-graph", "torch-eager-cuda",
     "torch-eager-cuda-graph") for p in ("fp32", "fp16")]
 
 
@@ -49,6 +50,9 @@ def test_skip_reasons_name_the_cause(quick_doc, monkeypatch):
     t = doc["targets"]
     assert "no fp16 variant" in t["ort-cpu/fp16"]["reason"]
     assert "CUDA only" in t["trt-cpu/fp32"]["reason"]
+    # a standard deployment directory has no ort-contrib graphs: those rows say how to get them
+    assert "no ort-contrib deployment" in t["ort-cpu-contrib/fp32"]["reason"]
+    assert "hrm-export --ops ort-contrib" in t["ort-cpu-contrib/fp32"]["reason"]
     from hrm.bench.targets import cuda_problem
 
     if cuda_problem():  # this machine: every CUDA configuration skipped with the same explanation

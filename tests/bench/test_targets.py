@@ -10,8 +10,9 @@ from hrm.bench import targets as T
 from hrm.bench.runner import Budget, reference_names, throughput_puzzles
 
 
-def stub_deployment(precisions=("fp32",), graphs=("embed", "l_step", "h_step", "heads", "segment"), engines=()):
-    variant = SimpleNamespace(graphs={g: None for g in graphs}, engines={e: None for e in engines})
+def stub_deployment(precisions=("fp32",), graphs=("embed", "l_step", "h_step", "heads", "segment"), engines=(),
+                    ops="standard"):
+    variant = SimpleNamespace(graphs={g: None for g in graphs}, engines={e: None for e in engines}, ops=ops)
     return SimpleNamespace(precisions=list(precisions), variant=lambda p: variant)
 
 
@@ -25,16 +26,25 @@ def test_names():
     assert T.make_target("torch-compile-graph", "cuda", "bf16").name == "torch-compile-cuda-graph/bf16"
     assert T.make_target("ort", "cpu", "fp32", threads=3).options == {"threads": 3}
     assert T.make_target("ort-graph", "cuda", "fp32", threads=3).options == {"cuda_graph": True}
+    assert T.make_target("ort-contrib", "cpu", "fp32").name == "ort-cpu-contrib/fp32"
+    assert T.make_target("ort-contrib-fused", "cpu", "fp32", threads=2).name == "ort-cpu-contrib-fused/fp32"
+    assert T.make_target("ort-contrib-graph", "cuda", "fp16").name == "ort-cuda-contrib-graph/fp16"
+    assert T.make_target("ort-contrib-fused", "cpu", "fp32", threads=2).options == {"threads": 2, "fused": True}
+    assert [T.make_target(k, "cuda", "fp32").ops for k in ("ort", "ort-contrib-graph", "trt", "torch-eager")] == [
+        "standard", "ort-contrib", "standard", None]
 
 
 def test_plan_expands_backends_per_device():
     names = [t.name for t in T.plan(stub_deployment(), ["cpu", "cuda"], ["ort", "trt", "torch", "torch-compile"],
                                     ["fp32"])]
-    assert names == ["ort-cpu/fp32", "ort-cpu-fused/fp32", "trt-cpu/fp32", "torch-eager-cpu/fp32",
-                     "torch-compile-cpu/fp32",
-                     "ort-cuda/fp32", "ort-cuda-fused/fp32", "ort-cuda-graph/fp32", "trt-cuda/fp32",
+    assert names == ["ort-cpu/fp32", "ort-cpu-fused/fp32", "ort-cpu-contrib/fp32", "ort-cpu-contrib-fused/fp32",
+                     "trt-cpu/fp32", "torch-eager-cpu/fp32", "torch-compile-cpu/fp32",
+                     "ort-cuda/fp32", "ort-cuda-fused/fp32", "ort-cuda-graph/fp32", "ort-cuda-contrib/fp32",
+                     "ort-cuda-contrib-fused/fp32", "ort-cuda-contrib-graph/fp32", "trt-cuda/fp32",
                      "trt-cuda-graph/fp32", "torch-eager-cuda/fp32", "torch-eager-cuda-graph/fp32",
                      "torch-compile-cuda-graph/fp32"]
+    only_std = [t.name for t in T.plan(stub_deployment(), ["cpu"], ["ort"], ["fp32"], ops=("standard",))]
+    assert only_std == ["ort-cpu/fp32", "ort-cpu-fused/fp32"]
     with pytest.raises(ValueError, match="unknown backend"):
         T.kinds_for("onnx", "cpu")
 
@@ -48,6 +58,17 @@ def test_skip_reasons():
     assert "CUDA only" in reasons["trt-cpu/fp32"]
 
 
+def test_each_flavour_runs_on_its_own_deployment():
+    std, contrib = stub_deployment(), stub_deployment(ops="ort-contrib", graphs=("embed", "l_step", "h_step", "heads"))
+    both = {t.name: t.skip for t in T.plan(std, ["cpu"], ["ort", "torch"], ["fp32"],
+                                           flavours={"standard": std, "ort-contrib": contrib})}
+    assert both["ort-cpu/fp32"] is None and both["ort-cpu-contrib/fp32"] is None
+    assert "no fused 'segment' graph" in both["ort-cpu-contrib-fused/fp32"]  # read from the contrib deployment
+    alone = {t.name: t.skip for t in T.plan(contrib, ["cpu"], ["ort", "torch"], ["fp32"])}  # a contrib directory
+    assert alone["ort-cpu-contrib/fp32"] is None and alone["torch-eager-cpu/fp32"] is None
+    assert "no standard deployment in this run" in alone["ort-cpu/fp32"]
+
+
 def test_trt_needs_engines(monkeypatch):
     monkeypatch.setitem(T._CACHE, "cuda", None)  # pretend there is a GPU
     monkeypatch.setitem(T._CACHE, "trt", None)  # and TensorRT
@@ -55,6 +76,8 @@ def test_trt_needs_engines(monkeypatch):
     assert "no TensorRT engines" in T.unavailable(t, stub_deployment(precisions=("fp16",)))
     with_engines = stub_deployment(precisions=("fp16",), engines=("embed", "l_step", "h_step", "heads"))
     assert T.unavailable(t, with_engines) is None
+    contrib = stub_deployment(precisions=("fp16",), ops="ort-contrib")
+    assert "standard graphs only" in T.unavailable(t, contrib)
 
 
 def test_cuda_targets_say_why_when_there_is_no_gpu(monkeypatch):
@@ -68,6 +91,8 @@ def test_reference_names():
     assert refs == {"torch-eager-fp32": "torch-eager-cuda/fp32", "torch-eager": "torch-eager-cuda/fp16",
                     "torch-compile": "torch-compile-cuda-graph/fp16"}
     assert reference_names("torch-eager-cpu/fp32", "fp32", "cpu") == {"torch-compile": "torch-compile-cpu/fp32"}
+    assert reference_names("ort-cuda-contrib-graph/fp16", "fp16", "cuda")["ort-standard"] == "ort-cuda-graph/fp16"
+    assert "ort-standard" not in reference_names("ort-cpu-fused/fp32", "fp32", "cpu")
 
 
 def test_throughput_puzzles_are_whole_waves():

@@ -88,10 +88,10 @@ def test_validation_failure_aborts_export(tmp_path, tiny_ckpt_path, monkeypatch)
 
     real = api.build_graph
 
-    def wrong(kind, config, tensors, precision, opset=17):
+    def wrong(kind, config, tensors, precision, opset=17, **kwargs):
         if kind == "h_step":
             tensors = {**tensors, "H_level.layers.0.mlp.down_proj.weight": -tensors["H_level.layers.0.mlp.down_proj.weight"]}
-        return real(kind, config, tensors, precision, opset)
+        return real(kind, config, tensors, precision, opset, **kwargs)
 
     monkeypatch.setattr(api, "build_graph", wrong)
     out = tmp_path / "deploy"
