@@ -12,6 +12,11 @@
 #        copy the latest checkpoints, metrics and logs to OUT every 30 s until the chain ends or
 #        SECONDS pass (so a lost machine loses at most 30 s of results); call it back to back.
 #   bash deploy/gpu/h100_lease.sh pause|resume     SIGSTOP/SIGCONT the chain (quiet GPU for timing)
+#   bash deploy/gpu/h100_lease.sh bench OUT SHAPE SECONDS
+#        hrm-bench on the full-size random model (SHAPE sudoku = seq 81+1, maze = seq 900+1): ORT CUDA
+#        standard and ort-contrib graphs (with/without CUDA graphs, fused segment graph), torch eager and
+#        torch.compile + CUDA graph, fp16 and fp32, batch 1/64/256 -> OUT/h100-SHAPE.json. Needs
+#        onnxruntime-gpu staged first (../shared/tools/gpu-stage, parts in /tmp/site) and a quiet GPU.
 #
 # Dry run on a CPU box (what tests/train/test_lease_script.py does): LEASE_DEVICE=cpu, LEASE_RUNS=DIR,
 # LEASE_EXTRA="--arch hidden_size=32 ..." (hrm-train options appended last, so they win), LEASE_NO_INSTALL=1.
@@ -68,7 +73,16 @@ EOF
     done
     ls -la "$out"; tail -n 4 "$out"/train_*.log 2>/dev/null
     ;;
+  bench)
+    out=$2; shape=$3; limit=$4; mkdir -p "$out"
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+    python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || true
+    hrm-bench --random-full "$shape" --device cuda --backends ort,torch,torch-compile --precisions fp16,fp32 \
+        --ops standard,ort-contrib --batch 1 --batch 64 --batch 256 --quick --time-limit "$limit" \
+        --json "$out/h100-$shape.json" 2> "$out/h100-$shape.log"
+    tail -n 40 "$out/h100-$shape.log"
+    ;;
   pause)  kill -STOP -- -"$(cat $runs/chain.pid)" ;;
   resume) kill -CONT -- -"$(cat $runs/chain.pid)" ;;
-  *) sed -n 2,18p "$0"; exit 2 ;;
+  *) sed -n '2,/^set /p' "$0" | grep '^#'; exit 2 ;;
 esac
