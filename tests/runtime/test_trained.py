@@ -1,5 +1,6 @@
 """On a bundled tiny *trained* model (models/**.safetensors, when present): the runtime solves puzzles
-exactly like the reference does, trained Q head (ACT) included. Skipped until such a model is bundled.
+exactly like the reference does, trained Q head (ACT) included, from both graph flavours (standard and
+ort-contrib). Skipped until such a model is bundled.
 ``HRM_TRAINED_CHECKPOINT=path`` points it at another checkpoint."""
 
 from __future__ import annotations
@@ -20,17 +21,18 @@ if os.environ.get("HRM_TRAINED_CHECKPOINT"):
 
 @pytest.mark.skipif(not SMALL, reason=f"no bundled trained model under {MODELS} (*.safetensors < 40 MiB)")
 @pytest.mark.parametrize("checkpoint", SMALL, ids=lambda p: p.parent.name + "/" + p.name)
-def test_trained_model_parity_and_accuracy(checkpoint, tmp_path):
-    from deploy_helpers import export
-
+@pytest.mark.parametrize("ops", ["standard", "ort-contrib"])
+def test_trained_model_parity_and_accuracy(checkpoint, ops, tmp_path):
     from hrm.checkpoint import load_checkpoint
+    from hrm.export import export_deployment
     from hrm.runtime.datasets import load_puzzles
     from hrm.runtime.deployment import load_deployment
     from hrm.runtime.parity import run_parity
 
     if load_checkpoint(checkpoint).task is None:
         pytest.skip(f"{checkpoint} records no task: nothing to generate puzzles with")
-    dep = load_deployment(export(checkpoint, tmp_path / "d", ("fp32",)))
+    export_deployment(checkpoint, tmp_path / "d", precisions=("fp32",), validate=False, segment=True, ops=ops)
+    dep = load_deployment(tmp_path / "d")
     rep = run_parity(dep, load_puzzles("generated", dep, n=32, seed=1), precisions=("fp32",), batch=16,
                      backend_options={"threads": 1})
     assert rep.passed, [g.detail for g in rep.gates if not g.passed]
