@@ -8,6 +8,8 @@
 #        --compile (a run that dies in its first 3 minutes is retried once without --compile).
 #        One run at a time: two runs sharing the GPU got 73% of the steps of running them in turn.
 #        A budget of 0 skips that model (one model per lease: `train DATA 1500 0`).
+#        LEASE_INIT_SUDOKU / LEASE_INIT_MAZE=CKPT continue from an earlier lease's checkpoint
+#        (hrm-train --init-from: same architecture, fresh optimizer); carry CKPT in .gpudata/.
 #   bash deploy/gpu/h100_lease.sh watch OUT SECONDS
 #        copy the latest checkpoints, metrics and logs to OUT every 30 s until the chain ends or
 #        SECONDS pass (so a lost machine loses at most 30 s of results); call it back to back.
@@ -33,6 +35,8 @@ case "${1:-}" in
   train)
     tgz=$2; t_sudoku=$3; t_maze=$4; maze_size=${5:-15}
     mkdir -p $runs $data && tar -xzf "$tgz" -C $data || exit 1
+    init_sudoku=${LEASE_INIT_SUDOKU:+--init-from $(realpath "$LEASE_INIT_SUDOKU")}
+    init_maze=${LEASE_INIT_MAZE:+--init-from $(realpath "$LEASE_INIT_MAZE")}
     [ -n "${LEASE_NO_INSTALL:-}" ] || python3 -m pip install -q --no-deps --no-build-isolation -e . || exit 1
     cat > $runs/chain.sh <<EOF
 #!/usr/bin/env bash
@@ -49,8 +53,8 @@ train() {  # name, budget, args...
         --no-progress $extra >> $runs/\$name.log 2>&1 < /dev/null
   fi
 }
-[ "$t_sudoku" -gt 0 ] && train sudoku9 $t_sudoku --preset sudoku9 --data $data/sudoku9
-[ "$t_maze" -gt 0 ] && train maze $t_maze --preset maze --size $maze_size --data $data/maze$maze_size
+[ "$t_sudoku" -gt 0 ] && train sudoku9 $t_sudoku --preset sudoku9 --data $data/sudoku9 $init_sudoku
+[ "$t_maze" -gt 0 ] && train maze $t_maze --preset maze --size $maze_size --data $data/maze$maze_size $init_maze
 echo done > $runs/chain.done
 EOF
     setsid nohup bash $runs/chain.sh > $runs/chain.log 2>&1 < /dev/null &

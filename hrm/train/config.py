@@ -38,6 +38,7 @@ class TrainConfig:
     gen_workers: int = 0  # processes for generation (0: one per CPU core, capped at 16)
     # model (overrides of HRMConfig fields, official names)
     arch: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None  # start from this checkpoint's weights (ours; its architecture is kept)
     # optimisation (official names and defaults, except steps/batch)
     steps: int = 2000
     batch_size: int = 64

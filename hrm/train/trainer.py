@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hrm.checkpoint import load_checkpoint
 from hrm.model import HRM
 from hrm.train.act import StepOutput, TrainCarry, act_step, empty_carry, refill
 from hrm.train.budget import TimeBudget
@@ -39,6 +40,8 @@ from hrm.train.meter import TrainMeter
 from hrm.train.optim import OptimizerSet, build_optimizers, lr_scale
 from hrm.train.runlog import RunLog, environment
 from hrm.train.stream import PuzzleStream
+from hrm.train.warmstart import provenance as warm_start_provenance
+from hrm.train.warmstart import warm_start_config
 
 
 @dataclass
@@ -75,11 +78,15 @@ def resolve_forward_dtype(name: str, device: torch.device) -> str:
     return "bfloat16" if device.type == "cuda" else "float32"
 
 
-def training_record(cfg: TrainConfig, data: DataBundle, device: torch.device, optimizer_note: str) -> dict[str, Any]:
+def training_record(cfg: TrainConfig, data: DataBundle, device: torch.device, optimizer_note: str,
+                    init_from: dict[str, Any] | None = None) -> dict[str, Any]:
     """What goes into the checkpoint's task metadata under "training" (provenance, not behaviour)."""
-    return {"seed": cfg.seed, "command": cfg.command, "preset": cfg.preset, "data": data.info,
-            "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "device": str(device),
-            "optimizer": optimizer_note, "augment": cfg.augment}
+    record = {"seed": cfg.seed, "command": cfg.command, "preset": cfg.preset, "data": data.info,
+              "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "device": str(device),
+              "optimizer": optimizer_note, "augment": cfg.augment}
+    if init_from is not None:
+        record["init_from"] = init_from
+    return record
 
 
 def train_step(model: HRM, carry: TrainCarry, stream: PuzzleStream, opt: OptimizerSet, cfg: TrainConfig,
@@ -121,8 +128,16 @@ def train(cfg: TrainConfig, console=None) -> TrainResult:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    mcfg = model_config(cfg, data.seq_len, data.vocab_size, data.num_puzzle_identifiers, forward_dtype)
-    model = HRM(mcfg).to(device).train()
+    init_ckpt = init_from = None
+    if cfg.init_from:
+        init_ckpt = load_checkpoint(cfg.init_from)
+        init_from = warm_start_provenance(init_ckpt)
+        mcfg = warm_start_config(init_ckpt, cfg.arch, data.seq_len, data.vocab_size, data.num_puzzle_identifiers,
+                                 forward_dtype, data.task_meta)
+        model = HRM.from_tensors(mcfg, init_ckpt.tensors).to(device).train()
+    else:
+        mcfg = model_config(cfg, data.seq_len, data.vocab_size, data.num_puzzle_identifiers, forward_dtype)
+        model = HRM(mcfg).to(device).train()
     if cfg.compile:
         model.L_level.compile()
         model.H_level.compile()
@@ -132,11 +147,11 @@ def train(cfg: TrainConfig, console=None) -> TrainResult:
 
     out = Path(cfg.out)
     log = RunLog(out)
-    task_meta = {**data.task_meta, "training": training_record(cfg, data, device, opt.note)}
+    task_meta = {**data.task_meta, "training": training_record(cfg, data, device, opt.note, init_from)}
     ckpt = Checkpointer(out, cfg.ckpt_dtype, task_meta, cfg.best_metric)
     log.update_run(config=cfg.to_dict(), model_config=mcfg.to_dict(), num_parameters=num_params,
                    data=data.info, n_train=len(data.train), n_eval=len(data.eval), device=str(device),
-                   forward_dtype=forward_dtype, optimizer=opt.note, environment=environment())
+                   forward_dtype=forward_dtype, optimizer=opt.note, environment=environment(), init_from=init_from)
 
     stream = PuzzleStream(data.train, rng, data.augmenter)
     carry = empty_carry(model, cfg.batch_size, device)

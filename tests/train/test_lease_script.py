@@ -62,7 +62,7 @@ def test_chain_trains_both_models_in_turn_and_watch_collects(tmp_path):
         assert ckpt.config.hidden_size == 32  # LEASE_EXTRA came last and won over the preset
 
 
-def test_zero_budget_skips_a_model(tmp_path):
+def test_zero_budget_skips_a_model_and_a_lease_continues_another(tmp_path):
     tgz = _data_tgz(tmp_path)
     runs, out = tmp_path / "runs", tmp_path / "out"
     env = _env(runs)
@@ -70,6 +70,15 @@ def test_zero_budget_skips_a_model(tmp_path):
     assert _run(["watch", str(out), "200"], env).returncode == 0
     assert (out / "maze.best.safetensors").is_file()
     assert not (runs / "sudoku9").exists() and not (out / "sudoku9.best.safetensors").exists()
+    # a second lease continues from what the first brought back
+    from hrm.checkpoint import load_checkpoint
+
+    first = load_checkpoint(out / "maze.best.safetensors")
+    env2 = {**_env(tmp_path / "runs2"), "LEASE_INIT_MAZE": str(out / "maze.best.safetensors")}
+    assert _run(["train", str(tgz), "0", "120", "7"], env2).returncode == 0
+    assert _run(["watch", str(tmp_path / "out2"), "200"], env2).returncode == 0
+    second = load_checkpoint(tmp_path / "out2" / "maze.best.safetensors")
+    assert second.task["training"]["init_from"]["sha256"] == first.sha256
 
 
 def test_usage_on_unknown_verb():
