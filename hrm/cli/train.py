@@ -32,7 +32,8 @@ def _parse_arch(values: tuple[str, ...]) -> dict[str, Any]:
 
 # CLI option name -> TrainConfig field, for options that map one to one.
 _FIELDS = {
-    "task": "task", "size": "size", "init_from": "init_from", "data": "data", "n_train": "n_train", "n_eval": "n_eval",
+    "task": "task", "size": "size", "init_from": "init_from", "reveal": "reveal",
+    "reveal_until": "reveal_until", "data": "data", "n_train": "n_train", "n_eval": "n_eval",
     "difficulty": "difficulty", "data_cache": "data_cache", "workers": "gen_workers", "steps": "steps",
     "batch_size": "batch_size", "lr": "lr", "lr_min_ratio": "lr_min_ratio", "warmup": "lr_warmup_steps",
     "weight_decay": "weight_decay", "puzzle_emb_lr": "puzzle_emb_lr", "optimizer": "optimizer",
@@ -73,6 +74,10 @@ _FIELDS = {
 @click.option("--ckpt-dtype", type=click.Choice(["fp32", "fp16"]))
 @click.option("--best-metric", type=click.Choice(["exact_act", "exact_fixed", "token_act", "token_fixed"]))
 @click.option("--time-budget", type=float, metavar="SECONDS", help="Stop in time for a final eval + checkpoint.")
+@click.option("--reveal", type=float, metavar="FRACTION",
+              help="Reveal curriculum: give away this fraction of the unknown cells at the start (0 = off).")
+@click.option("--reveal-until", type=float, metavar="PROGRESS",
+              help="Training progress (0-1] at which the revealed fraction has fallen to 0 [default 0.5].")
 @click.option("--init-from", type=click.Path(dir_okay=False),
               help="Start from this checkpoint's weights (fresh optimizer, LR warm-up again); its architecture "
                    "is kept and must match the data and any --arch given.")

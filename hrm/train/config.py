@@ -34,6 +34,8 @@ class TrainConfig:
     n_eval: int = 256
     difficulty: str | None = None  # passed to the task generator (e.g. sudoku "mix")
     augment: bool = True  # on-the-fly symmetries (sudoku: digits/bands/stacks/transpose; maze: dihedral)
+    reveal: float = 0.0  # reveal curriculum: fraction of unknown cells given away at the start (0 = off)
+    reveal_until: float = 0.5  # training progress at which the revealed fraction reaches 0
     data_cache: str | None = None  # folder for generated .npz files (default: ~/.cache/hrm-deploy/data)
     gen_workers: int = 0  # processes for generation (0: one per CPU core, capped at 16)
     # model (overrides of HRMConfig fields, official names)
@@ -100,6 +102,10 @@ class TrainConfig:
             raise bad("best_metric", "must be one of exact_act, exact_fixed, token_act, token_fixed")
         if not 0 <= self.lr_min_ratio <= 1:
             raise bad("lr_min_ratio", "must be in [0, 1]")
+        if not 0 <= self.reveal < 1:
+            raise bad("reveal", "must be in [0, 1)")
+        if not 0 < self.reveal_until <= 1:
+            raise bad("reveal_until", "must be in (0, 1]")
         if self.time_budget is not None and self.time_budget <= 0:
             raise bad("time_budget", "must be > 0 seconds")
         unknown = sorted(set(self.arch) - set(ARCH_FIELDS))

@@ -2,7 +2,9 @@
 
 The official loop keeps a persistent batch ("carry"): a row stays until it halts, then its slot
 takes the next puzzle. This stream is where those next puzzles come from: shuffled passes over the
-training arrays (a new permutation per epoch), each puzzle augmented as it is handed out.
+training arrays (a new permutation per epoch), each puzzle augmented as it is handed out, and with
+``reveal_fraction`` of its unknown cells given away while a reveal curriculum runs
+(:mod:`hrm.train.curriculum`; the trainer sets the fraction every step).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import numpy as np
 
 from hrm.train.arrays import PuzzleArrays
 from hrm.train.augment import Augmenter, no_augment
+from hrm.train.curriculum import reveal
 
 
 class PuzzleStream:
@@ -24,6 +27,7 @@ class PuzzleStream:
         self.augment = augment or no_augment
         self.epoch = 0
         self.served = 0
+        self.reveal_fraction = 0.0
         self._order = rng.permutation(len(data))
         self._pos = 0
 
@@ -44,4 +48,6 @@ class PuzzleStream:
         idx = self._next_indices(k)
         self.served += len(idx)
         inputs, labels = self.augment(self.data.inputs[idx], self.data.labels[idx], self.rng)
+        if self.reveal_fraction > 0.0:
+            inputs = reveal(inputs, labels, self.reveal_fraction, self.rng)
         return inputs, labels, self.data.puzzle_ids[idx]

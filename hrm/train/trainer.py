@@ -33,6 +33,7 @@ from hrm.train.act import StepOutput, TrainCarry, act_step, empty_carry, refill
 from hrm.train.budget import TimeBudget
 from hrm.train.checkpointing import Checkpointer
 from hrm.train.config import TrainConfig, model_config
+from hrm.train.curriculum import RevealSchedule
 from hrm.train.data import DataBundle, load_data
 from hrm.train.evaluate import evaluate
 from hrm.train.losses import ACTLoss, act_loss
@@ -154,6 +155,7 @@ def train(cfg: TrainConfig, console=None) -> TrainResult:
                    forward_dtype=forward_dtype, optimizer=opt.note, environment=environment(), init_from=init_from)
 
     stream = PuzzleStream(data.train, rng, data.augmenter)
+    curriculum = RevealSchedule(cfg.reveal, cfg.reveal_until) if cfg.reveal > 0 else None
     carry = empty_carry(model, cfg.batch_size, device)
     meter = TrainMeter(device)
     history: list[dict[str, Any]] = []
@@ -191,11 +193,14 @@ def train(cfg: TrainConfig, console=None) -> TrainResult:
             t_step = time.perf_counter()
             step += 1
             lr = opt.set_lr_scale(lr_scale(step, cfg.lr_warmup_steps, cfg.steps, cfg.lr_min_ratio, budget.fraction()))
+            if curriculum is not None:
+                stream.reveal_fraction = curriculum.fraction(max(step / cfg.steps, budget.fraction() or 0.0))
             outputs, loss = train_step(model, carry, stream, opt, cfg, generator)
             meter.add(outputs, loss)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 stats = meter.summary()
                 record = {"kind": "train", "step": step, "elapsed": budget.elapsed(), "lr": lr,
+                          **({"reveal": stream.reveal_fraction} if curriculum is not None else {}),
                           "puzzles_seen": stream.served, "epoch": stream.epoch, **stats}
                 log.metrics(record)
                 history.append(record)
