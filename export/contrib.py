@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from hrm.export.onnx_builder import INT64, MS_DOMAIN
-from hrm.export.layers import Ctx, swiglu
+from hrm.export.layers import Ctx, rope_angles, swiglu
 
 #: Ops this flavour emits in the com.microsoft domain (tests check they are present, and nothing else).
 CONTRIB_OPS = ("SkipSimplifiedLayerNormalization", "RotaryEmbedding", "MultiHeadAttention")
@@ -50,14 +50,8 @@ def rope_caches(ctx: Ctx) -> tuple[str, str]:
 
     The angles are those of ``hrm.model.layers.rope_tables`` (fp32), whose two halves are equal;
     the op reads one half per position."""
-    c = ctx.config
-    hd = c.head_dim
-
     def table(fn) -> np.ndarray:
-        inv_freq = (1.0 / (np.float32(c.rope_theta) ** (np.arange(0, hd, 2, dtype=np.float32) / np.float32(hd)))
-                    ).astype(np.float32)
-        freqs = np.outer(np.arange(c.total_seq_len, dtype=np.float32), inv_freq).astype(np.float32)
-        return ctx.precision.round(fn(freqs).astype(np.float32))
+        return ctx.precision.round(fn(rope_angles(ctx.config)).astype(np.float32))
 
     return (ctx.b.initializer("rope_cos_cache", lambda: table(np.cos)),
             ctx.b.initializer("rope_sin_cache", lambda: table(np.sin)))

@@ -61,16 +61,21 @@ class Ctx:
     def rope_tables(self) -> tuple[str, str]:
         """cos/sin [S+P, head_dim] fp32, computed like ``hrm.model.layers.rope_tables`` (not in checkpoints)."""
         if self._rope is None:
-            c = self.config
-            hd = c.head_dim
-            inv_freq = (1.0 / (np.float32(c.rope_theta) ** (np.arange(0, hd, 2, dtype=np.float32) / np.float32(hd)))
-                        ).astype(np.float32)
-            t = np.arange(c.total_seq_len, dtype=np.float32)
-            emb = np.concatenate([np.outer(t, inv_freq)] * 2, axis=-1).astype(np.float32)
+            angles = rope_angles(self.config)
+            emb = np.concatenate([angles] * 2, axis=-1).astype(np.float32)
             cos = self.b.initializer("rope_cos", lambda: np.cos(emb).astype(np.float32))
             sin = self.b.initializer("rope_sin", lambda: np.sin(emb).astype(np.float32))
             self._rope = (cos, sin)
         return self._rope
+
+
+def rope_angles(config: HRMConfig) -> np.ndarray:
+    """RoPE angles [S+P, head_dim/2] fp32 (position x inverse frequency), as ``hrm.model.layers.rope_tables``
+    computes them; its cos/sin tables repeat these twice along the last axis."""
+    hd = config.head_dim
+    inv_freq = (1.0 / (np.float32(config.rope_theta) ** (np.arange(0, hd, 2, dtype=np.float32) / np.float32(hd)))
+                ).astype(np.float32)
+    return np.outer(np.arange(config.total_seq_len, dtype=np.float32), inv_freq).astype(np.float32)
 
 
 def rms_norm(ctx: Ctx, x: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from hrm.runtime.results import SolveResult
+from hrm.runtime.results import SolveResult, exact_match
 
 ALL = "all"
 
@@ -70,8 +70,6 @@ def score(results: Sequence[SolveResult]) -> Score:
     labelled = [r.label is not None for r in results]
     exact = None
     if all(labelled):
-        from hrm.runtime.results import exact_match
-
         exact = float(np.mean([exact_match(r.answer_tokens, r.label) for r in results]))
     valid = None if any(r.valid is None for r in results) else float(np.mean([bool(r.valid) for r in results]))
     return Score(n=n, exact=exact, valid=valid, mean_segments=float(segs.mean()),

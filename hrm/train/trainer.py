@@ -129,7 +129,7 @@ def train(cfg: TrainConfig, console=None) -> TrainResult:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    init_ckpt = init_from = None
+    init_from = None
     if cfg.init_from:
         init_ckpt = load_checkpoint(cfg.init_from)
         init_from = warm_start_provenance(init_ckpt)

@@ -193,6 +193,27 @@ class BufferedBackend(Backend):
         initialised): e.g. TensorRT sets its contexts' input shapes here."""
 
     # ---- life cycle pieces for subclasses -----------------------------------------------------------
+    def deactivate_impl(self) -> None:
+        """Wait for queued work, drop each batch's cache (after :meth:`_release_cache`), free every
+        buffer, let the subclass drop its graphs (:meth:`_drop_graphs`), then close the memory."""
+        if self.memory is not None:
+            self.memory.synchronize()
+        for bufs in self._batches.values():
+            self._release_cache(bufs.cache)
+            bufs.cache.clear()
+        self._free_buffers()
+        self._drop_graphs()
+        if self.memory is not None:
+            self.memory.close()
+            self.memory = None
+
+    def _release_cache(self, cache: dict[Any, Any]) -> None:
+        """Free what a batch's cache holds beyond references (default: nothing; TensorRT frees graphs)."""
+
+    @abc.abstractmethod
+    def _drop_graphs(self) -> None:
+        """Forget the loaded sessions / engines / contexts."""
+
     def _free_buffers(self) -> None:
         for bufs in self._batches.values():
             for b in bufs.all():

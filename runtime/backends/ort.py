@@ -111,16 +111,8 @@ class OrtBackend(BufferedBackend):
             self.deactivate_impl()
             raise
 
-    def deactivate_impl(self) -> None:
-        if self.memory is not None:
-            self.memory.synchronize()
-        for bufs in self._batches.values():
-            bufs.cache.clear()
-        self._free_buffers()
+    def _drop_graphs(self) -> None:
         self.sessions.clear()
-        if self.memory is not None:
-            self.memory.close()
-            self.memory = None
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

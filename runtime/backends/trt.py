@@ -102,20 +102,14 @@ class TrtBackend(BufferedBackend):
             self.deactivate_impl()
             raise
 
-    def deactivate_impl(self) -> None:
-        if self.memory is not None:
-            self.memory.synchronize()
-        for bufs in self._batches.values():
-            for key, v in bufs.cache.items():
-                if key[0] == "graph":
-                    v[0].free()
-            bufs.cache.clear()
-        self._free_buffers()
+    def _release_cache(self, cache: dict[Any, Any]) -> None:
+        for key, v in cache.items():
+            if key[0] == "graph":
+                v[0].free()
+
+    def _drop_graphs(self) -> None:
         self.contexts.clear()
         self.engines.clear()
-        if self.memory is not None:
-            self.memory.close()
-            self.memory = None
 
     def _rebuild(self) -> str:
         man = self.deployment.manifest
