@@ -143,3 +143,16 @@ def build_engines(deploy_dir: Path, precision: str, trt, max_batch: int = 16, op
         out.append(path)
     man.save()
     return out
+
+
+def assert_same_solves(a: Any, b: Any, tokens: np.ndarray, ids: np.ndarray, max_segments: int, rtol: float,
+                       atol: float) -> None:
+    """Sessions ``a`` and ``b`` give identical answers and segment counts, and q_halt within
+    (``rtol``, ``atol``), under fixed and under ACT halting."""
+    for halting in ("fixed", "act"):
+        ra = a.solve(tokens, puzzle_ids=ids, halting=halting, max_segments=max_segments)
+        rb = b.solve(tokens, puzzle_ids=ids, halting=halting, max_segments=max_segments)
+        np.testing.assert_array_equal(np.stack([r.answer_tokens for r in ra]), np.stack([r.answer_tokens for r in rb]))
+        assert [r.segments for r in ra] == [r.segments for r in rb]
+        for x, y in zip(ra, rb):
+            np.testing.assert_allclose(x.q_halt, y.q_halt, rtol=rtol, atol=atol)

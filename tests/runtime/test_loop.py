@@ -9,6 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 from hrm.model import solve  # noqa: E402
+from deploy_helpers import assert_same_solves  # noqa: E402
 from hrm.runtime import Session  # noqa: E402
 
 
@@ -120,10 +121,4 @@ def test_fused_segment_graph_equals_step_graphs(tiny_deploy, batch16):
         pytest.skip("this export has no fused segment graph (exporter without --segment)")
     tokens, ids = batch16
     with Session(tiny_deploy, batch=4, threads=1, fused=True) as fused, Session(tiny_deploy, batch=4, threads=1) as steps:
-        for halting in ("fixed", "act"):
-            a = fused.solve(tokens, puzzle_ids=ids, halting=halting, max_segments=5)
-            b = steps.solve(tokens, puzzle_ids=ids, halting=halting, max_segments=5)
-            np.testing.assert_array_equal(np.stack([r.answer_tokens for r in a]), np.stack([r.answer_tokens for r in b]))
-            assert [r.segments for r in a] == [r.segments for r in b]
-            for x, y in zip(a, b):
-                np.testing.assert_allclose(x.q_halt, y.q_halt, rtol=1e-5, atol=1e-6)
+        assert_same_solves(fused, steps, tokens, ids, max_segments=5, rtol=1e-5, atol=1e-6)

@@ -12,6 +12,7 @@ import importlib
 import numpy as np
 import pytest
 
+from deploy_helpers import assert_same_solves
 from hrm.runtime.gpu import device_count
 
 
@@ -49,13 +50,7 @@ def test_trt_fp32_equals_ort(trt_deploy, batch16, cuda_graph):
     tokens, ids = batch16
     with Session(trt_deploy, backend="trt", device="cuda", batch=4, cuda_graph=cuda_graph) as t, \
             Session(trt_deploy, backend="ort", batch=4) as o:
-        for halting in ("fixed", "act"):
-            rt = t.solve(tokens, puzzle_ids=ids, halting=halting, max_segments=6)
-            ro = o.solve(tokens, puzzle_ids=ids, halting=halting, max_segments=6)
-            np.testing.assert_array_equal(np.stack([r.answer_tokens for r in rt]), np.stack([r.answer_tokens for r in ro]))
-            assert [r.segments for r in rt] == [r.segments for r in ro]
-            for a, b in zip(rt, ro):
-                np.testing.assert_allclose(a.q_halt, b.q_halt, rtol=1e-3, atol=1e-3)
+        assert_same_solves(t, o, tokens, ids, max_segments=6, rtol=1e-3, atol=1e-3)
         assert t.backend.cuda_graph == cuda_graph  # capture worked (no silent fallback)
 
 
