@@ -26,6 +26,7 @@ from hrm.errors import ExportError
 from hrm.export.engine import EngineOptions, build_engine, import_tensorrt, ops_refusal
 from hrm.export.graphs import DEFAULT_OPSET, STEP_GRAPHS, build_graph, check_opset, check_ops, graph_io
 from hrm.export.precision import Precision, parse_precisions
+from hrm.export.quantize import quantize_graph
 from hrm.export.writer import EXTERNAL_DATA_THRESHOLD, check_graph, save_graph, save_init
 from hrm.manifest import DEFAULT_OPS, STANDARD, Manifest, Variant
 
@@ -191,7 +192,8 @@ def export_deployment(
 ) -> ExportReport:
     """Export ``checkpoint`` (ours or official; path or loaded) to the deployment directory ``out_dir``.
 
-    ``precisions``: any of fp32, fp16, bf16. ``segment``: also export the fused ``segment`` graph.
+    ``precisions``: any of fp32, fp16, bf16, int8 (fp32 graphs with int8 weight MatMuls,
+    :mod:`hrm.export.quantize`; ONNX Runtime CPU only, so no engines for it). ``segment``: also export the fused ``segment`` graph.
     ``ops``: the graph flavour, ``standard`` (opset-17 primitives; TensorRT parses them) or
     ``ort-contrib`` (ONNX Runtime's fused com.microsoft ops, :mod:`hrm.export.contrib`; no engines).
     ``engine``: build TensorRT engines with these options (None: no engines). ``seq_len`` /
@@ -227,10 +229,15 @@ def export_deployment(
         report = ExportReport(out_dir, out_dir / "manifest.json",
                               {"path": str(Path(ckpt.source).absolute()), "format": ckpt.format, "sha256": ckpt.sha256},
                               ckpt.config.to_dict(), [p.name for p in chosen], opset, ops=ops)
-        variants = _write_graphs(ckpt, chosen, kinds, opset, staging, external_data_threshold, timer, report, ops)
+        sources: dict[str, dict[str, Path]] = {}
+        variants = _write_graphs(ckpt, chosen, kinds, opset, staging, external_data_threshold, timer, report, ops,
+                                 sources)
         init = save_init(staging, ckpt.tensors)
         if validate:
-            _validate(ckpt, chosen, variants, staging, timer, report, validation_batch, chain_segments, provider, seed)
+            _validate(ckpt, chosen, variants, staging, timer, report, validation_batch, chain_segments, provider, seed,
+                      sources)
+        for name in sources:
+            shutil.rmtree(staging / f".source-{name}")
         if trt is not None and engine is not None:
             _engines(trt, engine, chosen, variants, staging, timer, report)
         with timer("manifest", "writing manifest.json"):
@@ -268,7 +275,10 @@ def _load(path: str | Path, seq_len: int | None, dataset_json: str | Path | None
 
 
 def _write_graphs(ckpt: Checkpoint, chosen: Sequence[Precision], kinds: Sequence[str], opset: int, staging: Path,
-                  threshold: int, timer: "_Timer", report: ExportReport, ops: str = DEFAULT_OPS) -> dict[str, Variant]:
+                  threshold: int, timer: "_Timer", report: ExportReport, ops: str = DEFAULT_OPS,
+                  sources: dict[str, dict[str, Path]] | None = None) -> dict[str, Variant]:
+    """Build, save and check every graph; for a quantized precision its pre-quantization graphs go to
+    ``staging/.source-<precision>/`` (recorded in ``sources``; validated, then removed before publishing)."""
     variants: dict[str, Variant] = {}
     tensors = {k: np.asarray(v, dtype=np.float32) for k, v in ckpt.tensors.items()}
     flavour = "" if ops == STANDARD else f", ops {ops}"
@@ -278,6 +288,11 @@ def _write_graphs(ckpt: Checkpoint, chosen: Sequence[Precision], kinds: Sequence
             for kind in kinds:
                 ins, outs = graph_io(kind, ckpt.config, p)
                 model = build_graph(kind, ckpt.config, tensors, p, opset, ops=ops)
+                if p.quantized:
+                    src = save_graph(model, staging, f".source-{p.name}/{kind}.onnx", kind, ins, outs, threshold)
+                    if sources is not None:
+                        sources.setdefault(p.name, {})[kind] = staging / src.file
+                    model = quantize_graph(model, kind)
                 entry = save_graph(model, staging, f"{p.name}/{kind}.onnx", kind, ins, outs, threshold)
                 del model
                 check_graph(staging / entry.file, outs)
@@ -292,8 +307,9 @@ def _write_graphs(ckpt: Checkpoint, chosen: Sequence[Precision], kinds: Sequence
 
 
 def _validate(ckpt: Checkpoint, chosen: Sequence[Precision], variants: Mapping[str, Variant], staging: Path,
-              timer: "_Timer", report: ExportReport, batch: int, chain_segments: int, provider: str, seed: int) -> None:
-    from hrm.export.validate import ValidationInputs, failures, validate_variant
+              timer: "_Timer", report: ExportReport, batch: int, chain_segments: int, provider: str, seed: int,
+              sources: Mapping[str, Mapping[str, Path]] | None = None) -> None:
+    from hrm.export.validate import ValidationInputs, failures, validate_quantized, validate_variant
     from hrm.model import HRM
 
     report.validation = {}
@@ -305,7 +321,11 @@ def _validate(ckpt: Checkpoint, chosen: Sequence[Precision], variants: Mapping[s
         try:
             for p in chosen:
                 files = {k: staging / g.file for k, g in variants[p.name].graphs.items()}
-                result = validate_variant(model, files, p, data, init, workdir, provider, chain_segments)  # type: ignore[arg-type]
+                if p.quantized:
+                    result = validate_quantized(model, (sources or {})[p.name], files, p, data, init, workdir,  # type: ignore[arg-type]
+                                                provider, chain_segments)
+                else:
+                    result = validate_variant(model, files, p, data, init, workdir, provider, chain_segments)  # type: ignore[arg-type]
                 variants[p.name].validation = result
                 report.validation[p.name] = result
                 for row in report.graphs:
@@ -316,7 +336,16 @@ def _validate(ckpt: Checkpoint, chosen: Sequence[Precision], variants: Mapping[s
                 seg = result["segment"]
                 timer.note(f"{p.name}: {'passed' if result['passed'] else 'FAILED'}; composed segment max_rel "
                            f"{seg['max_rel']:.2e} (tol {seg['tolerance']:.1e}), {result['chain']['segments']} chained "
-                           f"segments max_rel {result['chain']['max_rel']:.2e}")
+                           f"segments max_rel {result['chain']['max_rel']:.2e}"
+                           + (" (graphs before quantization)" if p.quantized else ""))
+                if "quantization" in result:
+                    qz = result["quantization"]
+                    d = qz["drift_vs_fp32"]
+                    n = sum(w["weights"] for w in qz["weights"].values())
+                    steps = max((w["max_error_steps"] for w in qz["weights"].values()), default=0.0)
+                    timer.note(f"{p.name}: {n} int8 weights within {steps:.2f} step of fp32; drift vs fp32 (not gated; "
+                               f"gate: hrm-parity): l_step {d['l_step']:.2e}, segment {d['composed_segment']:.2e}, "
+                               f"chain {d['chain']:.2e}, chain argmax agreement {d['chain_prediction_agreement']:.1%}")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     bad = [f"{p}: {line}" for p, r in report.validation.items() for line in failures(r)]
@@ -330,6 +359,9 @@ def _engines(trt: Any, options: EngineOptions, chosen: Sequence[Precision], vari
     report.engine = {"flavour": trt.flavour, "version": trt.version, "options": options.record()}
     with timer("engine", f"building TensorRT engines ({trt.flavour} {trt.version})"):
         for p in chosen:
+            if p.quantized:
+                timer.note(f"{p.name}: no engines (ONNX Runtime CPU variant; TensorRT int8 needs Q/DQ + calibration)")
+                continue
             for kind, graph in variants[p.name].graphs.items():
                 if options.graphs is not None and kind not in options.graphs:
                     continue

@@ -145,6 +145,20 @@ def require_standard_graph(onnx_path: Path) -> None:
     if foreign:
         raise ExportError(f"{onnx_path}: TensorRT engines are built from --ops standard graphs only; this graph has "
                           f"ops outside the standard ONNX domain ({', '.join(foreign)}). " + _WHY_STANDARD)
+    dynamic = sorted({n.op_type for n in model.graph.node if n.op_type in DYNAMIC_QUANT_OPS})
+    if dynamic:
+        raise ExportError(f"{onnx_path}: " + int8_refusal(f"this graph has {', '.join(dynamic)}"))
+
+
+#: ONNX Runtime's dynamic-quantization ops (the int8 variant); TensorRT's int8 is Q/DQ with calibration.
+DYNAMIC_QUANT_OPS = ("DynamicQuantizeLinear", "MatMulInteger")
+
+
+def int8_refusal(what: str) -> str:
+    """Why the int8 variant gets no TensorRT engine (one message for the exporter and the backend)."""
+    return (f"TensorRT engines are not built for the int8 variant ({what}): it is ONNX Runtime's dynamic "
+            "quantization (DynamicQuantizeLinear + MatMulInteger), an ONNX Runtime CPU path; TensorRT's int8 needs "
+            "Q/DQ nodes and calibration. Use fp16/bf16 engines, or run int8 with --backend ort --device cpu.")
 
 
 def parse_onnx(trt: TensorRT, onnx_path: Path, logger: Any = None) -> tuple[Any, Any, Any]:

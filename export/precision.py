@@ -44,13 +44,14 @@ def _bf16():
 class Precision:
     """A precision variant: names, ONNX element type, numpy storage dtype and tolerances."""
 
-    name: str  # "fp32" | "fp16" | "bf16"
-    state_dtype: str  # manifest spelling: "float32" | "float16" | "bfloat16"
+    name: str  # "fp32" | "fp16" | "bf16" | "int8"
+    state_dtype: str  # manifest spelling: "float32" | "float16" | "bfloat16" (int8: "float32")
     onnx_type: int  # onnx.TensorProto element type
     eps: float  # machine epsilon of the state dtype
     step_tolerance: float
     segment_tolerance: float
     chain_tolerance: float
+    quantized: bool = False  # int8: fp32 graph whose weight MatMuls are quantized after building
 
     @property
     def numpy_dtype(self) -> np.dtype:
@@ -82,28 +83,37 @@ _PRECISIONS = {
     "fp32": _make("fp32", 1, 2.0**-23),
     "fp16": _make("fp16", 10, 2.0**-10),
     "bf16": _make("bf16", 16, 2.0**-7),
+    # int8 (see hrm.export.quantize): fp32 state and I/O, int8 weights and per-call int8 activations in
+    # the block MatMuls. The tolerances are fp32's because they apply to its graphs *before*
+    # quantization (hrm.export.validate.validate_quantized); what quantization then does to a recurrent
+    # state has no fixed bound and is gated by task accuracy (hrm-parity), not here.
+    "int8": Precision("int8", STATE_DTYPES["int8"], 1, 2.0**-23, 1e-4, 1e-4, 1e-4, quantized=True),
 }
 assert tuple(_PRECISIONS) == PRECISIONS
 
 
 def get_precision(name: str) -> Precision:
-    """Look up a precision by manifest name (``fp32``/``fp16``/``bf16``; ``float16`` etc. accepted)."""
+    """Look up a precision by manifest name (``fp32``/``fp16``/``bf16``/``int8``; ``float16`` etc. accepted).
+
+    Names first: ``int8`` shares its state dtype (float32) with ``fp32``, so a dtype lookup cannot find it."""
     from hrm.config import normalize_dtype
     from hrm.errors import ConfigError, ExportError
 
+    if str(name).lower() in _PRECISIONS:
+        return _PRECISIONS[str(name).lower()]
     try:
         dtype = normalize_dtype(name, field="precision", source="--precision")
-    except ConfigError as exc:
-        raise ExportError(str(exc)) from None
-    return next(p for p in _PRECISIONS.values() if p.state_dtype == dtype)
+    except ConfigError:
+        raise ExportError(f"--precision: {name!r} is not a precision; expected one of {', '.join(PRECISIONS)}") from None
+    return next(p for p in _PRECISIONS.values() if p.state_dtype == dtype and not p.quantized)
 
 
 def parse_precisions(spec: str | list[str] | tuple[str, ...]) -> tuple[Precision, ...]:
-    """``"fp32,fp16"`` or a list -> unique precisions in the canonical order fp32, fp16, bf16."""
+    """``"fp32,fp16"`` or a list -> unique precisions in the canonical order fp32, fp16, bf16, int8."""
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     chosen = {get_precision(n.strip()).name for n in names if n.strip()}
     if not chosen:
         from hrm.errors import ExportError
 
-        raise ExportError("--precision: give at least one of fp32, fp16, bf16")
+        raise ExportError("--precision: give at least one of fp32, fp16, bf16, int8")
     return tuple(_PRECISIONS[n] for n in PRECISIONS if n in chosen)

@@ -23,8 +23,14 @@ FORMAT = "hrm-deploy-manifest"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 STEP_GRAPHS = ("embed", "l_step", "h_step", "heads")
-PRECISIONS = ("fp32", "fp16", "bf16")
-STATE_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+#: ``int8`` keeps an fp32 state and fp32 I/O: only the weight MatMuls of the stack graphs are quantized
+#: (int8 weights, activations quantized per call; :mod:`hrm.export.quantize`), an ONNX Runtime CPU path.
+STATE_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "float32"}
+#: Variants whose weights are quantized: no PyTorch twin, no TensorRT engines.
+QUANTIZED = ("int8",)
+#: The variants whose state dtype is their compute dtype (the exporter's default set).
+FLOAT_PRECISIONS = tuple(p for p in PRECISIONS if p not in QUANTIZED)
 #: Graph flavours, recorded per variant as ``ops``: ``standard`` graphs use only opset-17 primitives
 #: (TensorRT parses them); ``ort-contrib`` graphs use ONNX Runtime's fused ``com.microsoft`` ops
 #: (ONNX Runtime only, no TensorRT engines). A variant without the field is ``standard``.

@@ -20,6 +20,8 @@ from typing import Any, Sequence
 import click
 import numpy as np
 
+from hrm.manifest import PRECISIONS
+
 
 def _stats(ms: Sequence[float]) -> dict[str, float]:
     a = np.asarray(ms)
@@ -83,7 +85,7 @@ def measure(deployment: Any, backend: str = "ort", device: str = "cpu", precisio
 @click.argument("deployment", type=click.Path(exists=True, file_okay=False))
 @click.option("--backend", type=click.Choice(["ort", "trt", "torch"]), default="ort", show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True)
 @click.option("--batch", "batches", type=int, multiple=True, default=(1, 64), show_default=True,
               help="batch size to time (repeat the option for several)")
 @click.option("--repeats", type=int, default=20, show_default=True)

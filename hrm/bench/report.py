@@ -161,7 +161,8 @@ def _solve_table(doc: dict) -> Table:
     haltings = doc["settings"]["halting"]
     t = Table(title="solve at batch 1, ms p50/p90/p99 (x = p50 / torch-eager fp32 p50); agree = answer cells "
                     "equal to eager's after segment 1 / first segment where they differ (random weights are "
-                    "chaotic: late divergence is expected, early divergence is a bug)",
+                    "chaotic: late divergence is expected, early divergence is a bug; int8 is quantized, so it "
+                    "may differ from segment 1)",
               title_justify="left", show_edge=False)
     t.add_column("configuration", no_wrap=True)
     for h in haltings:

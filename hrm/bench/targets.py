@@ -33,12 +33,12 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from hrm.manifest import GRAPH_OPS, ORT_CONTRIB, STANDARD
+from hrm.manifest import GRAPH_OPS, ORT_CONTRIB, QUANTIZED, STANDARD
 
 #: --backends names -> the target kinds they expand to
 BACKEND_CHOICES = ("ort", "trt", "torch", "torch-compile")
 DEVICES = ("cpu", "cuda")
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 @dataclass
@@ -221,6 +221,9 @@ def unavailable(t: Target, deployment: Any) -> str | None:
     if t.precision not in deployment.precisions:
         return (f"the deployment has no {t.precision} variant (has {', '.join(deployment.precisions)}); "
                 f"export it with --precisions {t.precision}")
+    if t.precision in QUANTIZED and not (t.backend == "ort" and t.device == "cpu"):
+        return (f"{t.precision} is ONNX Runtime's dynamic quantization, an ort-on-CPU path only "
+                "(no PyTorch twin, no TensorRT engines)")
     if t.device == "cuda" and (p := cuda_problem()):
         return p
     if t.backend == "ort":

@@ -42,7 +42,7 @@ def _split(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
               help="device(s) to measure (repeat for both)  [default: cpu]")
 @click.option("--backends", default="ort,trt,torch,torch-compile", show_default=True,
               help="comma-separated: ort, trt, torch (eager reference), torch-compile")
-@click.option("--precisions", default=None, help="comma-separated fp32, fp16, bf16  [default: fp32 on CPU; "
+@click.option("--precisions", default=None, help="comma-separated fp32, fp16, bf16, int8 (ort cpu)  [default: fp32 on CPU; "
                                                  "fp32,fp16,bf16 with --device cuda]")
 @click.option("--ops", "graph_ops", default="standard,ort-contrib", show_default=True,
               help="graph flavours for the ort configurations: standard (opset-17 primitives) and/or ort-contrib "

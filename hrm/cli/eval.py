@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from hrm.cli.common import handle_errors, stderr_console
+from hrm.manifest import PRECISIONS
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,19 +25,23 @@ from hrm.cli.common import handle_errors, stderr_console
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the generated dataset")
 @click.option("--backend", type=click.Choice(["ort", "trt", "torch"]), default="ort", show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True)
 @click.option("--halting", "haltings", default="fixed,act", show_default=True, help="comma-separated modes to run")
 @click.option("--max-segments", type=click.IntRange(min=1), default=None, help="segment cap (default halt_max_steps)")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--group-by", "group_key", default="bucket", show_default=True,
               help="puzzle meta key to report groups by ('none' for overall only)")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="ORT intra-op threads (CPU)")
-@click.option("--spin/--no-spin", default=True, show_default=True, help="--backend ort: idle threads spin")
+@click.option("--fused", is_flag=True, help="--backend ort/trt: the fused 'segment' graph (export with --segment)")
+@click.option("--spin/--no-spin", default=None,
+              help="--backend ort: let idle ORT threads spin [default: only with --fused or on cuda, where one "
+                   "session does the work; the step graphs' four thread pools would fight for the cores]")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="also write the report as JSON to this file ('-' = stdout instead of the table)")
 @handle_errors
 def main(model: Path, dataset: str, n: int | None, seed: int, backend: str, device: str, precision: str,
-         haltings: str, max_segments: int | None, batch: int, group_key: str, threads: int | None, spin: bool,
+         haltings: str, max_segments: int | None, batch: int, group_key: str, threads: int | None, fused: bool,
+         spin: bool | None,
          json_path: Path | None) -> None:
     """Solve a labelled dataset with MODEL and report exact / valid accuracy and segments."""
     from hrm.bench.models import resolve_path
@@ -52,6 +57,11 @@ def main(model: Path, dataset: str, n: int | None, seed: int, backend: str, devi
     err = stderr_console()
     root, origin = resolve_path(model, [precision], log=lambda m: err.print(m, highlight=False))
     options = {"spin": spin, **({"threads": threads} if threads else {})} if backend == "ort" else {}
+    if fused:
+        if backend == "torch":
+            raise click.BadParameter("the torch backend has no fused graph (--fused is for ort and trt)",
+                                     param_hint="--fused")
+        options["fused"] = True
     with Session(root, backend=backend, device=device, precision=precision, batch=batch, **options) as session:
         count = n if n is not None else (256 if dataset == "generated" else None)
         puzzles = load_puzzles(dataset, session.deployment, n=count, seed=seed)

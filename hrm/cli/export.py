@@ -31,7 +31,8 @@ def _fail(message: str, code: int = 1) -> None:
               help="Our .safetensors checkpoint, or an official step_N file (all_config.yaml beside it) or its directory.")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Deployment directory to create.")
 @click.option("--precision", default="fp32,fp16,bf16", show_default=True,
-              help="Comma-separated precision variants to export: fp32, fp16, bf16.")
+              help="Comma-separated precision variants to export: fp32, fp16, bf16, int8 (fp32 state, "
+                   "int8 weight MatMuls; ONNX Runtime CPU only; gate it with hrm-parity).")
 @click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset (17..22; 17 parses on TensorRT 10.3+).")
 @click.option("--ops", type=click.Choice(["standard", "ort-contrib"]), default="standard", show_default=True,
               help="Graph flavour: standard opset-17 primitives (TensorRT parses them), or ONNX Runtime's fused "
@@ -129,7 +130,14 @@ def _emit(console: Any, report: Any, as_json: bool) -> None:
             seg, chain = v["segment"], v["chain"]
             console.print(f"  {name}: composed segment max_rel {seg['max_rel']:.2e} (tol {seg['tolerance']:.1e}); "
                           f"{chain['segments']} chained segments max_rel {chain['max_rel']:.2e} (tol {chain['tolerance']:.1e}), "
-                          f"argmax agreement {chain['prediction_agreement']:.1%}")
+                          f"argmax agreement {chain['prediction_agreement']:.1%}"
+                          + (" (before quantization)" if "quantization" in v else ""))
+            if "quantization" in v:
+                q, d = v["quantization"], v["quantization"]["drift_vs_fp32"]
+                n = sum(w["weights"] for w in q["weights"].values())
+                console.print(f"  {name}: {n} int8 weights within half a step of fp32; after quantization, vs fp32: "
+                              f"l_step max_rel {d['l_step']:.2e}, chain {d['chain']:.2e}, argmax agreement "
+                              f"{d['chain_prediction_agreement']:.1%} (not gated; gate: hrm-parity --precision {name})")
         state = "[green]validated[/]" if report.validation else "[yellow]not validated (--no-validate)[/]"
         if report.validation and not report.passed:
             state = "[red]VALIDATION FAILED[/]"

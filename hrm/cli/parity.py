@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from hrm.cli.common import handle_errors
+from hrm.manifest import PRECISIONS
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,9 +42,9 @@ def main(deployment: Path, backend: str, device: str, precisions: str, dataset: 
     from hrm.runtime.parity import run_parity
 
     names = [p.strip() for p in precisions.split(",") if p.strip()]
-    bad = [p for p in names if p not in ("fp32", "fp16", "bf16")]
+    bad = [p for p in names if p not in PRECISIONS]
     if bad or not names:
-        raise click.BadParameter(f"unknown precision(s) {bad}; use fp32, fp16, bf16", param_hint="--precision")
+        raise click.BadParameter(f"unknown precision(s) {bad}; use {', '.join(PRECISIONS)}", param_hint="--precision")
     dep = load_deployment(deployment)
     for p in names:
         dep.variant(p)

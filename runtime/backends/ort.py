@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hrm.errors import ManifestError
-from hrm.manifest import STANDARD
+from hrm.manifest import QUANTIZED, STANDARD
 from hrm.runtime.backends.base import BackendError
 from hrm.runtime.backends.buffered import Buffer, BufferedBackend, HostMemory, cuda_memory
 from hrm.runtime.deployment import TensorSpec
@@ -50,7 +50,7 @@ class OrtBackend(BufferedBackend):
     def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu", *,
                  cuda_graph: bool = False, threads: int | None = None, device_id: int = 0,
                  optimization: str = "all", fused: bool = False, tf32: bool = False,
-                 strict_norm: bool = True, spin: bool = True) -> None:
+                 strict_norm: bool = True, spin: bool | None = None) -> None:
         super().__init__(deployment, precision, device, fused=fused)
         if device not in ("cpu", "cuda"):
             raise ValueError(f"ort backend: device must be 'cpu' or 'cuda', got {device!r}")
@@ -62,10 +62,13 @@ class OrtBackend(BufferedBackend):
         self.optimization = optimization
         self.tf32 = bool(tf32)
         self.strict_norm = bool(strict_norm)
-        # ORT's intra-op pool spins between ops by default: lowest latency on an idle machine, but on a
-        # box shared with other work (2-core CI, Jetson with a camera pipeline) spinning threads steal the
-        # cores the next op needs (measured: 478 -> 190 ms per segment with 2 threads on a loaded 2-core box).
-        self.spin = bool(spin)
+        # ORT's intra-op pool spins between ops by default: lowest latency for one session on an idle
+        # machine. But every InferenceSession has its own pool, and the step graphs are four sessions run
+        # one after the other: the idle pools' threads spin on the cores the running one needs (measured
+        # on 2 cores, full size: 229 ms per segment with spinning vs 99 ms for the one-session fused
+        # graph; 478 -> 190 ms on a loaded box). So spin=None (default) spins only where one session
+        # does a segment's work (fused) or where the work is on the GPU; True/False force it.
+        self.spin = bool(spin) if spin is not None else (device == "cuda" or fused)
         self.sessions: dict[str, Any] = {}
         self._next_graph_id = 0
 
@@ -79,6 +82,10 @@ class OrtBackend(BufferedBackend):
 
         self._ort = ort
         var = self.deployment.variant(self.precision)
+        if self.device == "cuda" and self.precision in QUANTIZED:
+            raise BackendError(f"{self.deployment.manifest.root}: the {self.precision} variant is ONNX Runtime's dynamic "
+                               "quantization, built and measured for the CPU execution provider only (on a GPU "
+                               "fp16/bf16 is the faster path); use --device cpu, or fp16/bf16 on cuda")
         if self.device == "cuda":
             avail = ort.get_available_providers()
             if "CUDAExecutionProvider" not in avail:

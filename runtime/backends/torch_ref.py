@@ -15,8 +15,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from hrm.errors import ManifestError
-from hrm.manifest import STATE_DTYPES
-from hrm.runtime.backends.base import Backend, Heads
+from hrm.manifest import QUANTIZED, STATE_DTYPES
+from hrm.runtime.backends.base import Backend, BackendError, Heads
 
 
 class TorchBackend(Backend):
@@ -43,6 +43,10 @@ class TorchBackend(Backend):
         from hrm.model import HRM
 
         self._torch = torch
+        if self.precision in QUANTIZED:
+            raise BackendError(f"torch backend: the {self.precision} variant has no PyTorch twin (its weights are "
+                               "quantized in the ONNX graphs); the reference for it is fp32: hrm-parity DEPLOYMENT "
+                               f"--precision {self.precision} compares the two")
         dtype = STATE_DTYPES[self.precision]
         if self.model is None:
             ckpt = self._load_checkpoint()

@@ -29,7 +29,7 @@ import warnings
 from typing import Any, Sequence
 
 from hrm.errors import EngineMismatchError, HRMError, ManifestError
-from hrm.manifest import IO_NAMES, STANDARD
+from hrm.manifest import IO_NAMES, QUANTIZED, STANDARD
 from hrm.runtime.backends.base import BackendError
 from hrm.runtime.backends.buffered import BatchBuffers, Buffer, BufferedBackend, cuda_memory
 from hrm.runtime.deployment import TensorSpec
@@ -58,6 +58,10 @@ class TrtBackend(BufferedBackend):
     def activate_impl(self) -> None:
         man = self.deployment.manifest
         var = self.deployment.variant(self.precision)
+        if self.precision in QUANTIZED:
+            raise ManifestError(f"{man.root}: variant {self.precision} is ONNX Runtime's dynamic int8 quantization "
+                                "(DynamicQuantizeLinear + MatMulInteger); TensorRT has no engines for it (its int8 "
+                                "needs Q/DQ and calibration). Use --backend ort --device cpu, or fp16/bf16 with trt")
         if var.ops != STANDARD:
             raise ManifestError(f"{man.root}: variant {self.precision} has {var.ops} graphs (ONNX Runtime's "
                                 "com.microsoft ops); TensorRT engines come from a --ops standard export only. "

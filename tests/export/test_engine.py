@@ -12,7 +12,7 @@ import json
 import pytest
 
 from hrm.export.engine import EngineOptions, import_tensorrt, parse_onnx
-from hrm.manifest import PRECISIONS, STEP_GRAPHS, load_manifest
+from hrm.manifest import FLOAT_PRECISIONS, STEP_GRAPHS, load_manifest
 
 HAVE_TRT = any(importlib.util.find_spec(m) is not None for m in ("tensorrt", "tensorrt_rtx"))
 pytestmark = [pytest.mark.trt,
@@ -41,7 +41,7 @@ def test_every_graph_parses(tiny_export):
 
     _, out = tiny_export
     trt = import_tensorrt()
-    for precision in PRECISIONS:
+    for precision in FLOAT_PRECISIONS:
         for kind in (*STEP_GRAPHS, "segment"):
             path = out / precision / f"{kind}.onnx"
             try:
@@ -57,7 +57,7 @@ def test_every_graph_builds(engine_export):
     trt = import_tensorrt()
     m = load_manifest(out, verify=True)
     m.verify_files(engines=True)
-    for precision in PRECISIONS:
+    for precision in FLOAT_PRECISIONS:
         engines = m.variants[precision].engines
         assert set(engines) == set(STEP_GRAPHS)
         for kind, e in engines.items():
@@ -74,7 +74,7 @@ def test_every_graph_builds(engine_export):
     else:  # TensorRT-RTX has no timing cache; the option is recorded as unused
         assert not cache.exists() and "timing_cache_note" in m.variants["fp32"].engines["l_step"].options
     rows = [r for r in report.graphs if r.engine_file]
-    assert len(rows) == len(PRECISIONS) * len(STEP_GRAPHS) and all(r.build_seconds > 0 for r in rows)
+    assert len(rows) == len(FLOAT_PRECISIONS) * len(STEP_GRAPHS) and all(r.build_seconds > 0 for r in rows)
 
 
 def test_parser_error_is_reported(tmp_path):

@@ -26,7 +26,7 @@ from hrm.export.contrib import CONTRIB_OPS
 from hrm.export.graphs import GRAPH_KINDS, build_graph, graph_io
 from hrm.export.precision import get_precision
 from hrm.export.writer import check_graph, save_graph
-from hrm.manifest import ORT_CONTRIB, PRECISIONS, STEP_GRAPHS, load_manifest
+from hrm.manifest import FLOAT_PRECISIONS, ORT_CONTRIB, STEP_GRAPHS, load_manifest
 
 torch = pytest.importorskip("torch")
 
@@ -71,7 +71,7 @@ def _session(model_proto: onnx.ModelProto) -> ort.InferenceSession:
 
 # ---- structure ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("precision", FLOAT_PRECISIONS)
 @pytest.mark.parametrize("kind", GRAPH_KINDS)
 def test_graph_uses_the_fused_ops_only(tmp_path, tiny_cfg, tiny_tensors, kind, precision):
     p = get_precision(precision)

@@ -11,7 +11,7 @@ import pytest
 from hrm.export.graphs import GRAPH_KINDS, build_graph, graph_io
 from hrm.export.precision import get_precision
 from hrm.export.writer import check_graph, save_graph
-from hrm.manifest import IO_NAMES, PRECISIONS
+from hrm.manifest import FLOAT_PRECISIONS, IO_NAMES
 
 #: The op vocabulary the exporter may emit: plain opset-17 ops TensorRT 10.3+ parses (no Attention,
 #: RMSNormalization or other opset-23 ops, no custom domains).
@@ -19,7 +19,7 @@ TRT_SAFE_OPS = {"Gather", "Concat", "Reshape", "Add", "Mul", "MatMul", "Transpos
                 "Cast", "Pow", "ReduceMean", "Sqrt", "Div", "Neg", "Slice", "Identity"}
 
 
-@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("precision", FLOAT_PRECISIONS)
 @pytest.mark.parametrize("kind", GRAPH_KINDS)
 def test_every_graph_builds_and_checks(tmp_path, tiny_cfg, tiny_tensors, kind, precision):
     p = get_precision(precision)

@@ -11,7 +11,7 @@ import pytest
 
 from hrm.errors import ManifestError
 from hrm.io import sha256_file
-from hrm.manifest import IO_NAMES, PRECISIONS, STEP_GRAPHS, load_manifest
+from hrm.manifest import FLOAT_PRECISIONS, IO_NAMES, STEP_GRAPHS, load_manifest
 
 
 def test_manifest_contents(tiny_export, tiny_ckpt_path, tiny_tensors):
@@ -29,7 +29,7 @@ def test_manifest_contents(tiny_export, tiny_ckpt_path, tiny_tensors):
     for key in ("H_init", "L_init"):
         arr = np.load(out / m.init[key]["file"])
         assert arr.dtype == np.float32 and np.array_equal(arr, tiny_tensors[key])
-    assert set(m.variants) == set(PRECISIONS)
+    assert set(m.variants) == set(FLOAT_PRECISIONS)
     for name, var in m.variants.items():
         assert raw["variants"][name]["state_dtype"] == var.state_dtype
         assert set(var.graphs) == {*STEP_GRAPHS, "segment"}
