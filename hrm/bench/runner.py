@@ -43,7 +43,7 @@ from hrm.bench.floor import DevicePeaks, floor_report, measure_peaks, param_coun
 from hrm.bench.stats import median, ratio, summarize_ms
 from hrm.bench.stats import dig as _get
 from hrm.bench.targets import BACKEND_CHOICES, Target, deployment_ops, plan
-from hrm.manifest import GRAPH_OPS
+from hrm.manifest import GRAPH_OPS, QUANTIZED
 
 SCHEMA = "hrm-bench/1"
 
@@ -354,6 +354,10 @@ def _floor(doc: dict, dep: Any, devices: Sequence[str], precisions: Sequence[str
         for p in ["fp32", *[q for q in precisions if q != "fp32"]]:
             if device == "cpu" and p == "fp16":
                 continue  # no fp16 arithmetic on CPUs worth measuring
+            if p in QUANTIZED:
+                entry["peaks"][p] = {"skipped": f"no {p} peak or floor: its MatMuls are ONNX Runtime's "
+                                                "MatMulInteger, which has no PyTorch twin to time"}
+                continue
             say(f"measuring {device} peaks ({p})")
             try:
                 measured[p] = measure_peaks(device, p)

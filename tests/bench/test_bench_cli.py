@@ -167,3 +167,19 @@ def test_checkpoint_is_exported_once_to_the_cache(tiny_ckpt_path, tmp_path):
     assert again == first and (again / "manifest.json").stat().st_mtime_ns == stamp  # reused, not re-exported
     same, how = resolve_path(first, ["fp32"])
     assert same == first and how == "deployment"
+
+
+def test_int8_rows(tmp_path):
+    """--precisions fp32,int8: the int8 graphs are exported and timed on ORT CPU next to fp32; torch says
+    why it has no int8 row, and the floor says why it has no int8 peak (no error entries)."""
+    out = tmp_path / "bench.json"
+    args = ["--random-tiny", "--backends", "ort,torch", "--ops", "standard", "--precisions", "fp32,int8",
+            "--segments-only", "--quick", "--threads", "1", "--json", str(out)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    t = doc["targets"]
+    for name in ("ort-cpu/int8", "ort-cpu-fused/int8"):
+        assert t[name]["status"] == "ok" and t[name]["segment"]["1"]["p50"] > 0
+    assert t["torch-eager-cpu/int8"]["status"] == "skipped" and "ort-on-CPU" in t["torch-eager-cpu/int8"]["reason"]
+    assert "MatMulInteger" in doc["floor"]["cpu"]["peaks"]["int8"]["skipped"]

@@ -106,3 +106,13 @@ def test_throughput_puzzles_are_whole_waves():
     for B, ms in ((8, 3.3), (5, 0.7), (7, 50.0)):
         assert throughput_puzzles(B, ms, 4, b) % B == 0
     assert throughput_puzzles(4, None, 4, b) == 4
+
+
+def test_int8_runs_on_ort_cpu_only():
+    """int8 rows: ONNX Runtime on the CPU; every other backend/device is skipped naming why."""
+    dep = stub_deployment(precisions=("fp32", "int8"))
+    reasons = {t.name: t.skip for t in T.plan(dep, ["cpu", "cuda"], ["ort", "trt", "torch"], ["int8"],
+                                               ops=("standard",))}
+    assert reasons["ort-cpu/int8"] is None and reasons["ort-cpu-fused/int8"] is None
+    skipped = [n for n in reasons if n not in ("ort-cpu/int8", "ort-cpu-fused/int8")]
+    assert skipped and all("ort-on-CPU path only" in reasons[n] for n in skipped), reasons
