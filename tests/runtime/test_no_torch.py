@@ -66,3 +66,32 @@ def test_hrm_run_cli_without_torch(tiny_deploy):
     """)
     assert r.returncode == 0, r.stderr
     assert '"segments"' in r.stdout
+
+
+def test_export_without_validation_needs_no_torch(tiny_ckpt_path, tmp_path):
+    """The Jetson flow (deploy/jetson/README.md): on the device, graphs (and engines) are rebuilt from the
+    checkpoint with --no-validate, torch-free; the graphs are byte-identical to a validated export's, so the
+    workstation's validation carries over (same sha256 in both manifests)."""
+    pytest.importorskip("onnx")
+    from hrm.export import export_deployment
+    from hrm.manifest import load_manifest
+
+    validated = tmp_path / "validated"
+    export_deployment(tiny_ckpt_path, validated, precisions="fp32,fp16")
+    device = tmp_path / "device"
+    r = run_blocked(f"""
+        import sys
+        from hrm.cli.export import main
+        sys.argv = ["hrm-export", "--checkpoint", {str(tiny_ckpt_path)!r}, "--out", {str(device)!r},
+                    "--precision", "fp32,fp16", "--no-validate"]
+        try:
+            main()
+        except SystemExit as exc:
+            assert exc.code in (0, None), exc.code
+        assert "torch" not in sys.modules
+        print("OK")
+    """)
+    assert r.returncode == 0, r.stderr
+    a, b = load_manifest(validated), load_manifest(device)
+    for p in ("fp32", "fp16"):
+        assert {k: g.sha256 for k, g in a.variant(p).graphs.items()} == {k: g.sha256 for k, g in b.variant(p).graphs.items()}
