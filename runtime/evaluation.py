@@ -100,7 +100,8 @@ def evaluate(session: Any, puzzles: Sequence[Any], *, haltings: Sequence[str] = 
     report = EvalReport(meta={"n": len(puzzles), "haltings": list(haltings), "group_key": group_key,
                               "groups": labels, "max_segments": int(cap), "batch": session.batch,
                               "backend": session.backend.name, "device": session.backend.device,
-                              "precision": session.backend.precision})
+                              "precision": session.backend.precision,
+                              "fused": bool(getattr(session.backend, "fused", False))})
     for halting in haltings:
         results = list(session.iter_solve(puzzles, halting=halting, max_segments=max_segments, on_chunk=on_chunk))
         report.scores.setdefault(ALL, {})[halting] = score(results)

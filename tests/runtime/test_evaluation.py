@@ -115,8 +115,10 @@ def test_buckets_from_npz_and_official_folder(tiny_deploy, tmp_path):
 
 
 @pytest.mark.skipif(not (MODELS / "sudoku4.safetensors").is_file(), reason="bundled sudoku4 model missing")
-def test_cli_on_the_bundled_trained_model(tmp_path, monkeypatch):
-    """The trained 4x4 model solves generated puzzles and its Q head saves segments under ACT."""
+@pytest.mark.parametrize("flags", [[], ["--fused", "--precision", "int8"]])
+def test_cli_on_the_bundled_trained_model(tmp_path, monkeypatch, flags):
+    """The trained 4x4 model solves generated puzzles and its Q head saves segments under ACT; the same
+    holds through the fused segment graph of the int8 variant (exported from the checkpoint on the fly)."""
     from click.testing import CliRunner
 
     from hrm.cli.eval import main
@@ -124,7 +126,7 @@ def test_cli_on_the_bundled_trained_model(tmp_path, monkeypatch):
     monkeypatch.setenv("HRM_BENCH_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "eval.json"
     res = CliRunner().invoke(main, [str(MODELS / "sudoku4.safetensors"), "--n", "96", "--batch", "32",
-                                    "--threads", "1", "--json", str(out)])
+                                    "--threads", "1", "--json", str(out), *flags])
     assert res.exit_code == 0, res.output
     rep = json.loads(out.read_text())
     cap = rep["meta"]["max_segments"]
@@ -134,6 +136,7 @@ def test_cli_on_the_bundled_trained_model(tmp_path, monkeypatch):
     assert rep["scores"]["all"]["act"]["mean_segments"] < 0.75 * cap
     assert rep["scores"]["0"]["fixed"]["n"] == 96  # every 4x4 puzzle needs no guess
     assert "exact" in res.output and "act" in res.output
+    assert rep["meta"]["precision"] == ("int8" if flags else "fp32") and rep["meta"]["fused"] is bool(flags)
 
 
 def test_cli_rejects_bad_halting(tmp_path):
