@@ -174,3 +174,22 @@ def test_task_tokens_are_valid_sudokus(tiny_cfg):
         assert 0.2 < np.mean(grid == 1) < 0.8
     tokens, how = task_tokens(None, tiny_cfg, 2, np.random.default_rng(0))
     assert "random" in how and tokens.min() >= 1 and tokens.max() < tiny_cfg.vocab_size
+
+
+def test_fp16_segment_check_on_a_trained_maze_model(tmp_path):
+    """The trained 7x7 maze proxy (models/proxies/m7rev.safetensors) exports and validates in fp16.
+
+    Regression: segment checks used to feed random-token grids, on which this model amplifies fp16
+    rounding 10x past the reference's own (ORT 0.11 vs torch 0.011 from fp32) and the export failed;
+    on its real inputs both are ~1e-3. The composed segment must now pass well inside its tolerance.
+    """
+    from pathlib import Path
+
+    from hrm.export.api import export_deployment
+
+    ckpt = Path(__file__).resolve().parents[2] / "models" / "proxies" / "m7rev.safetensors"
+    report = export_deployment(ckpt, tmp_path / "m7", precisions="fp16")
+    v = report.validation["fp16"]
+    assert v["passed"] and "maze" in v["inputs"]["init"]
+    assert v["segment"]["max_rel"] < 0.25 * get_precision("fp16").segment_tolerance, v["segment"]
+    assert v["chain"]["prediction_agreement"] == 1.0

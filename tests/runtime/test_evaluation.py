@@ -139,6 +139,27 @@ def test_cli_on_the_bundled_trained_model(tmp_path, monkeypatch, flags):
     assert rep["meta"]["precision"] == ("int8" if flags else "fp32") and rep["meta"]["fused"] is bool(flags)
 
 
+@pytest.mark.skipif(not (MODELS / "proxies" / "m7cont.safetensors").is_file(), reason="maze proxy missing")
+def test_cli_on_the_trained_maze_proxy(tmp_path, monkeypatch):
+    """The CPU-trained 7x7 maze model finds the shortest path on held-out mazes (the committed set none of
+    its training mazes occur in) and its Q head halts early; a maze answer is valid only if it is optimal."""
+    from click.testing import CliRunner
+
+    from hrm.cli.eval import main
+
+    monkeypatch.setenv("HRM_BENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "eval.json"
+    res = CliRunner().invoke(main, [str(MODELS / "proxies" / "m7cont.safetensors"), "--dataset",
+                                    str(MODELS / "proxies" / "maze7_test1000.npz"), "--n", "200", "--batch", "50",
+                                    "--threads", "1", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    for h in ("fixed", "act"):
+        s = rep["scores"]["all"][h]
+        assert s["n"] == 200 and s["exact"] >= 0.8 and s["valid"] == s["exact"], (h, s)
+    assert rep["scores"]["all"]["act"]["mean_segments"] < 0.7 * rep["meta"]["max_segments"]
+
+
 def test_cli_rejects_bad_halting(tmp_path):
     from click.testing import CliRunner
 
