@@ -11,6 +11,8 @@ import numpy as np
 
 from hrm.config import HRMConfig
 
+MODELS = Path(__file__).resolve().parents[1] / "models"  # the repo's bundled models (and proxies/)
+
 TINY = dict(seq_len=16, vocab_size=6, num_puzzle_identifiers=3, H_cycles=2, L_cycles=2, H_layers=2, L_layers=2,
             hidden_size=64, num_heads=4, expansion=2.0, puzzle_emb_ndim=64, halt_max_steps=4,
             forward_dtype="float32")

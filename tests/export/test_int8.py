@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -26,7 +25,7 @@ from hrm.manifest import load_manifest
 
 torch = pytest.importorskip("torch")
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
+from helpers import MODELS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

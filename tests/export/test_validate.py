@@ -183,11 +183,11 @@ def test_fp16_segment_check_on_a_trained_maze_model(tmp_path):
     rounding 10x past the reference's own (ORT 0.11 vs torch 0.011 from fp32) and the export failed;
     on its real inputs both are ~1e-3. The composed segment must now pass well inside its tolerance.
     """
-    from pathlib import Path
+    from helpers import MODELS
 
     from hrm.export.api import export_deployment
 
-    ckpt = Path(__file__).resolve().parents[2] / "models" / "proxies" / "m7rev.safetensors"
+    ckpt = MODELS / "proxies" / "m7rev.safetensors"
     report = export_deployment(ckpt, tmp_path / "m7", precisions="fp16")
     v = report.validation["fp16"]
     assert v["passed"] and "maze" in v["inputs"]["init"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from hrm.errors import ParseError
 from hrm.tasks import Puzzle
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
+from helpers import MODELS  # noqa: E402
 
 
 def _puzzles_with_known_scores(session, n=12):

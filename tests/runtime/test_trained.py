@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
+from helpers import MODELS  # noqa: E402
 SMALL = [p for p in sorted(MODELS.rglob("*.safetensors")) if p.stat().st_size < 40 * 2**20] if MODELS.is_dir() else []
 if os.environ.get("HRM_TRAINED_CHECKPOINT"):
     SMALL = [Path(os.environ["HRM_TRAINED_CHECKPOINT"])]
