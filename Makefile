@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # torch==2.13.0 is pinned so pip takes the CPU wheel (a bare `torch` pulls a multi-GB CUDA build).
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test install-demo install-test clean
+.PHONY: demo test test-extended install-demo install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ demo: install-demo
 
 test: install-test
 	$(BIN)/python -m pytest -q
+
+# The minutes-long checks CI leaves out (marked `extended`).
+test-extended: install-test
+	$(BIN)/python -m pytest -q -m extended
 
 clean:
 	rm -rf $(VENV) .pytest_cache
