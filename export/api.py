@@ -246,7 +246,8 @@ def export_deployment(
             if trt is not None:
                 exporter["tensorrt"] = {"flavour": trt.flavour, "version": trt.version}
             Manifest(config=ckpt.config, task=ckpt.task, variants=variants, init=init, source=report.source,
-                     exporter=exporter, default_halting="act", root=staging).save()
+                     exporter=exporter, default_halting="act", root=staging,
+                     halt_rule=ckpt.config.halt_rule).save()
             _publish(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -84,6 +84,13 @@ class HRMConfig:
         return -(self.puzzle_emb_ndim // -self.hidden_size) if self.puzzle_emb_ndim > 0 else 0
 
     @property
+    def halt_rule(self) -> str:
+        """How ACT halts (:data:`hrm.halting.HALT_RULES`): HRM compares its two Q logits."""
+        from hrm.halting import DEFAULT_HALT_RULE
+
+        return DEFAULT_HALT_RULE
+
+    @property
     def total_seq_len(self) -> int:
         """S + P: the sequence length the transformer stacks see."""
         return self.seq_len + self.puzzle_len

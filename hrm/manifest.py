@@ -17,6 +17,7 @@ from typing import Any
 
 from hrm.config import HRMConfig
 from hrm.errors import ManifestError
+from hrm.halting import DEFAULT_HALT_RULE, HALT_RULES
 from hrm.io import sha256_file, write_text_atomic
 
 FORMAT = "hrm-deploy-manifest"
@@ -115,13 +116,14 @@ class Manifest:
     exporter: dict[str, Any] = field(default_factory=dict)
     default_halting: str = "act"
     root: Path = Path(".")
+    halt_rule: str = DEFAULT_HALT_RULE
 
     # ---- access ------------------------------------------------------------------------------
     @property
     def recurrence(self) -> dict[str, Any]:
         c = self.config
         return {"H_cycles": c.H_cycles, "L_cycles": c.L_cycles, "halt_max_steps": c.halt_max_steps,
-                "default_halting": self.default_halting}
+                "default_halting": self.default_halting, "halt_rule": self.halt_rule}
 
     def variant(self, precision: str) -> Variant:
         if precision not in self.variants:
@@ -230,9 +232,19 @@ def load_manifest(root: str | Path, verify: bool = True, precision: str | None =
     rec = raw.get("recurrence") or {}
     manifest = Manifest(config=config, task=raw.get("task"), variants=variants, init=_require(raw, "init", where),
                         source=raw.get("source") or {}, exporter=raw.get("exporter") or {},
-                        default_halting=rec.get("default_halting", "act"), root=root)
+                        default_halting=rec.get("default_halting", "act"), root=root,
+                        halt_rule=_halt_rule(rec, where))
     for key in ("H_init", "L_init"):
         _require(manifest.init, key, f"{where} [init]")
     if verify:
         manifest.verify_files(precision)
     return manifest
+
+
+def _halt_rule(recurrence: dict[str, Any], where: str) -> str:
+    """``recurrence.halt_rule``; manifests written before it existed are HRM's rule."""
+    rule = recurrence.get("halt_rule", DEFAULT_HALT_RULE)
+    if rule not in HALT_RULES:
+        raise ManifestError(f"{where} [recurrence]: 'halt_rule' is {rule!r}; this hrm-deploy knows {list(HALT_RULES)} "
+                            "(exported by a newer hrm-deploy? upgrade, or re-export)")
+    return rule

@@ -8,8 +8,9 @@ chunk and steps until it drains; the continuous-batching ``Scheduler`` refills f
 steps. Both therefore share the exact halting semantics of ``hrm.model.solve``:
 
 * ``fixed``: a row runs exactly ``max_segments`` segments (default ``halt_max_steps``);
-* ``act``: a row halts after the first segment whose ``q_halt > q_continue``; at least 1, at most
-  ``max_segments``, which may exceed the trained ``halt_max_steps``.
+* ``act``: a row halts after the first segment where the manifest's halt rule fires
+  (``q_halt > q_continue`` for HRM); at least 1, at most ``max_segments``, which may exceed the trained
+  ``halt_max_steps``.
 
 A halted row's answer is the argmax of the logits of its halting segment. Logits are read only on
 segments where some row can halt (always under ``act``; the last segment under ``fixed``) or when a
@@ -22,7 +23,7 @@ source. (NaN anywhere in a state reaches position 0, hence q, within one segment
 
 from __future__ import annotations
 
-from hrm.halting import HALTING_MODES, check_halting  # noqa: F401 (re-exported)
+from hrm.halting import HALTING_MODES, check_halting, halts  # noqa: F401 (re-exported)
 
 import time
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class SegmentLoop:
         self.backend = backend
         self.halting = halting
         self.cap = check_halting(halting, max_segments, backend.deployment.config.halt_max_steps)
+        self.rule = backend.deployment.manifest.halt_rule
         self.trace = bool(trace)
         self.state_hook = state_hook
         self.rows: list[RowRecord | None] = [None] * backend.batch
@@ -167,7 +169,7 @@ class SegmentLoop:
             rec.q_continue.append(qc)
             if rec.trace is not None:
                 rec.trace.append(preds[i].copy())
-            halt = rec.segments >= self.cap or (self.halting == "act" and qh > qc)
+            halt = rec.segments >= self.cap or (self.halting == "act" and halts(self.rule, qh, qc))
             if halt:
                 rec.answer = preds[i].copy()
                 rec.finished = now

@@ -3,7 +3,8 @@
 Two halting modes, both from the paper/official code:
 - ``fixed``: every row runs ``max_segments`` (default ``halt_max_steps``) segments; this is what the
   official evaluation does (it ignores the Q head so a batch stays in lock step).
-- ``act``: a row stops after the first segment whose ``q_halt > q_continue``; at least 1, at most
+- ``act``: a row stops after the first segment where the model's halt rule fires (``q_halt > q_continue``
+  for HRM, :func:`hrm.halting.halts`); at least 1, at most
   ``max_segments``. ``max_segments`` may exceed the trained ``halt_max_steps`` (inference-time scaling).
 
 A halted row's answer is frozen at its halting segment; the batch keeps stepping until every row
@@ -12,7 +13,7 @@ halted, so a row's result never depends on its neighbours.
 
 from __future__ import annotations
 
-from hrm.halting import HALTING_MODES, check_halting  # noqa: F401 (re-exported)
+from hrm.halting import HALTING_MODES, check_halting, halts  # noqa: F401 (re-exported)
 
 from dataclasses import dataclass
 
@@ -83,7 +84,7 @@ def solve(
             states.append(z_H.float().cpu())
         stop = torch.full_like(halted, s >= cap)
         if halting == "act":
-            stop = stop | (q_halt > q_continue)
+            stop = stop | halts(model.config.halt_rule, q_halt, q_continue)
         halted = halted | stop
         if bool(halted.all()):
             break

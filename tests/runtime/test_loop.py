@@ -122,3 +122,46 @@ def test_fused_segment_graph_equals_step_graphs(tiny_deploy, batch16):
     tokens, ids = batch16
     with Session(tiny_deploy, batch=4, threads=1, fused=True) as fused, Session(tiny_deploy, batch=4, threads=1) as steps:
         assert_same_solves(fused, steps, tokens, ids, max_segments=5, rtol=1e-5, atol=1e-6)
+
+
+def test_halt_rule_comes_from_the_manifest(tiny_deploy, batch16, tmp_path):
+    """A deployment whose manifest says ``q_halt > 0`` (TRM's rule) halts by that rule, not HRM's."""
+    import json
+    import shutil
+
+    from hrm.halting import halts
+
+    tokens, ids = batch16
+    with Session(tiny_deploy, backend="ort", batch=4, threads=1) as s:
+        hrm_rule = s.solve(tokens, puzzle_ids=ids, halting="act", max_segments=6)
+    dep = tmp_path / "rule"
+    shutil.copytree(tiny_deploy, dep)
+    manifest = json.loads((dep / "manifest.json").read_text())
+    assert manifest["recurrence"]["halt_rule"] == "q_halt > q_continue"
+    manifest["recurrence"]["halt_rule"] = "q_halt > 0"
+    (dep / "manifest.json").write_text(json.dumps(manifest))
+    with Session(dep, backend="ort", batch=4, threads=1) as s:
+        trm_rule = s.solve(tokens, puzzle_ids=ids, halting="act", max_segments=6)
+    for a, b in zip(hrm_rule, trm_rule):
+        # the q values of a segment do not depend on the rule; where each row stops does
+        k = min(a.segments, b.segments)
+        np.testing.assert_array_equal(a.q_halt[:k], b.q_halt[:k])
+        stops = [halts("q_halt > 0", q, c) for q, c in zip(b.q_halt, b.q_continue)]
+        assert b.segments == (stops.index(True) + 1 if True in stops[:6] else 6)
+    assert [a.segments for a in hrm_rule] != [b.segments for b in trm_rule]
+
+
+def test_unknown_halt_rule_is_refused(tiny_deploy, tmp_path):
+    import json
+    import shutil
+
+    from hrm.errors import ManifestError
+    from hrm.runtime import load_deployment
+
+    dep = tmp_path / "bad"
+    shutil.copytree(tiny_deploy, dep)
+    manifest = json.loads((dep / "manifest.json").read_text())
+    manifest["recurrence"]["halt_rule"] = "q_halt > 1"
+    (dep / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match="halt_rule"):
+        load_deployment(dep)
