@@ -107,16 +107,11 @@ def wrap_io_fp32(model: onnx.ModelProto) -> onnx.ModelProto:
     head, tail = [], []
     for vi in g.input:
         if vi.type.tensor_type.elem_type == BF16:
-            inner = vi.name + "/bf16"
-            for node in g.node:
-                node.input[:] = [inner if x == vi.name else x for x in node.input]
+            inner = _rename(g, vi.name, vi.name + "/bf16")
             head.append(helper.make_node("Cast", [vi.name], [inner], name=inner + "/cast_in", to=BF16))
     for vi in g.output:
         if vi.type.tensor_type.elem_type == BF16:
-            inner = vi.name + "/bf16"
-            for node in g.node:
-                node.input[:] = [inner if x == vi.name else x for x in node.input]
-                node.output[:] = [inner if x == vi.name else x for x in node.output]
+            inner = _rename(g, vi.name, vi.name + "/bf16")
             tail.append(helper.make_node("Cast", [inner], [vi.name], name=inner + "/cast_out", to=FLOAT))
     nodes = [*head, *g.node, *tail]
     del g.node[:]
@@ -124,6 +119,14 @@ def wrap_io_fp32(model: onnx.ModelProto) -> onnx.ModelProto:
     _set_float(g.input)
     _set_float(g.output)
     return out
+
+
+def _rename(graph: onnx.GraphProto, old: str, new: str) -> str:
+    """Point every node input and output named ``old`` at ``new``; returns ``new``."""
+    for node in graph.node:
+        node.input[:] = [new if x == old else x for x in node.input]
+        node.output[:] = [new if x == old else x for x in node.output]
+    return new
 
 
 def _copy(node: onnx.NodeProto) -> onnx.NodeProto:

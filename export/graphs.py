@@ -1,14 +1,15 @@
 """Graph kinds: what each ONNX graph takes and returns, and how it is assembled from the layers.
 
 Four step graphs are required by the runtime (``embed``, ``l_step``, ``h_step``, ``heads``); ``segment``
-is an optional fused graph (N x (T l_steps + 1 h_step) + heads, every unrolled step using the same
-initializers) that a runtime may use to save launches. Tensor names come from ``hrm.manifest.IO_NAMES``;
+is an optional fused graph (:func:`hrm.manifest.run_segment` over the step layers, every unrolled step
+using the same initializers) that a runtime may use to save launches. Tensor names come from ``hrm.manifest.IO_NAMES``;
 batch is the only dynamic dimension, named ``"batch"``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Mapping
 
 import numpy as np
@@ -20,7 +21,7 @@ from hrm.errors import ExportError
 from hrm.export import layers
 from hrm.export.onnx_builder import FLOAT, INT32, GraphBuilder
 from hrm.export.precision import Precision
-from hrm.manifest import DEFAULT_OPS, GRAPH_OPS, IO_NAMES, ORT_CONTRIB, STEP_GRAPHS
+from hrm.manifest import DEFAULT_OPS, GRAPH_OPS, IO_NAMES, ORT_CONTRIB, STEP_GRAPHS, run_segment
 
 GRAPH_KINDS = (*STEP_GRAPHS, "segment")
 DEFAULT_OPSET = 17
@@ -31,8 +32,9 @@ _ONNX_DTYPE_NAMES = {FLOAT: "float32", 10: "float16", 16: "bfloat16", INT32: "in
 
 
 @dataclass(frozen=True)
-class TensorSpec:
-    """One graph input or output as the manifest records it."""
+class GraphTensor:
+    """One graph input or output as the manifest records it: ONNX element type, symbolic batch (the
+    runtime's :class:`hrm.runtime.TensorSpec` is the same entry read back, for one concrete batch)."""
 
     name: str
     elem_type: int
@@ -46,7 +48,7 @@ class TensorSpec:
         return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
 
 
-def graph_io(kind: str, config: HRMConfig, precision: Precision) -> tuple[list[TensorSpec], list[TensorSpec]]:
+def graph_io(kind: str, config: HRMConfig, precision: Precision) -> tuple[list[GraphTensor], list[GraphTensor]]:
     """Input and output specs of a graph kind (names from ``IO_NAMES``)."""
     if kind not in GRAPH_KINDS:
         raise ExportError(f"unknown graph kind {kind!r}; expected one of {GRAPH_KINDS}")
@@ -58,7 +60,7 @@ def graph_io(kind: str, config: HRMConfig, precision: Precision) -> tuple[list[T
         "logits": (T, (BATCH, c.seq_len, c.vocab_size)), "q_halt": (FLOAT, (BATCH,)), "q_continue": (FLOAT, (BATCH,)),
     }
     ins, outs = IO_NAMES[kind]
-    return ([TensorSpec(n, *specs[n]) for n in ins], [TensorSpec(n, *specs[n]) for n in outs])
+    return ([GraphTensor(n, *specs[n]) for n in ins], [GraphTensor(n, *specs[n]) for n in outs])
 
 
 def check_opset(opset: int) -> int:
@@ -69,7 +71,7 @@ def check_opset(opset: int) -> int:
 
 
 def check_ops(ops: str) -> str:
-    """The graph flavour name, or an :class:`ExportError` listing the known ones."""
+    """The graph ops name, or an :class:`ExportError` listing the known ones."""
     if ops not in GRAPH_OPS:
         raise ExportError(f"--ops {ops!r}: expected one of {', '.join(GRAPH_OPS)} (standard: opset-17 primitives, "
                           f"parsed by TensorRT; {ORT_CONTRIB}: ONNX Runtime's fused com.microsoft ops)")
@@ -80,7 +82,7 @@ def build_graph(kind: str, config: HRMConfig, tensors: Mapping[str, np.ndarray],
                 opset: int = DEFAULT_OPSET, ops: str = DEFAULT_OPS) -> onnx.ModelProto:
     """Build one graph kind for one precision from official-named fp32 (or fp16) numpy weights.
 
-    ``ops``: the graph flavour, ``standard`` or ``ort-contrib`` (see :mod:`hrm.export.contrib`)."""
+    ``ops``: the graph ops, ``standard`` or ``ort-contrib`` (see :mod:`hrm.export.contrib`)."""
     check_opset(opset)
     check_ops(ops)
     ins, outs = graph_io(kind, config, precision)
@@ -96,12 +98,8 @@ def build_graph(kind: str, config: HRMConfig, tensors: Mapping[str, np.ndarray],
     elif kind == "heads":
         results = list(layers.heads(ctx, v["z_H"]))
     else:  # segment: unrolled, weights shared by name across the unrolled steps
-        z_H, z_L = v["z_H"], v["z_L"]
-        for _ in range(config.H_cycles):
-            for _ in range(config.L_cycles):
-                z_L = layers.l_step(ctx, z_L, z_H, v["x"])
-            z_H = layers.h_step(ctx, z_H, z_L)
-        results = [z_H, z_L, *layers.heads(ctx, z_H)]
+        results = list(run_segment(config, partial(layers.l_step, ctx), partial(layers.h_step, ctx),
+                                   partial(layers.heads, ctx), v["z_H"], v["z_L"], v["x"]))
     for value, spec in zip(results, outs):
         b.output(value, spec.name, spec.shape)
     if ops == ORT_CONTRIB:

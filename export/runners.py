@@ -1,11 +1,11 @@
 """Polygraphy runners for parity checks: the PyTorch reference, and graphs composed into segments.
 
 Per-graph checks use Polygraphy's own ``OnnxrtRunner`` on the exported file against
-:class:`TorchRunner`. Segment checks need a *program* over several graphs (N x (T l_steps + h_step),
-heads; or several segments chained from the exported initial state), which is what a runtime does:
+:class:`TorchRunner`. Segment checks need a *program* over several graphs (the schedule every backend
+runs, :func:`hrm.manifest.run_segment`; or several segments chained from the exported initial state):
 :class:`ComposedOnnxRunner` runs it over per-graph ONNX Runtime sessions, :class:`TorchRunner` over the
-PyTorch module (``HRM.segment`` itself, so the composition is checked against the reference's own
-loop, not against a copy of it).
+PyTorch module (``HRM.segment`` itself, so the runtime's schedule is checked against the reference's
+own loop, not against a copy of it).
 
 Programs: a graph kind (``embed``, ``l_step``, ``h_step``, ``heads``, ``segment``) or ``chain`` (inputs
 ``tokens``, ``puzzle_ids``; outputs ``z_H@k``, ``z_L@k``, ``logits@k``, ``q_halt@k``, ``q_continue@k`` for
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from polygraphy.backend.base import BaseRunner
@@ -24,26 +24,27 @@ from polygraphy.common import TensorMetadata
 from polygraphy.datatype import DataType
 
 from hrm.config import HRMConfig
-from hrm.export.graphs import GRAPH_KINDS, TensorSpec, graph_io
+from hrm.export.graphs import GRAPH_KINDS, GraphTensor, graph_io
 from hrm.export.onnx_builder import FLOAT, INT32
 from hrm.export.precision import Precision
+from hrm.manifest import IO_NAMES, run_segment
 
 CHAIN = "chain"
 
 
 def program_io(program: str, config: HRMConfig, precision: Precision, segments: int = 1
-               ) -> tuple[list[TensorSpec], list[TensorSpec]]:
+               ) -> tuple[list[GraphTensor], list[GraphTensor]]:
     """Input/output specs of a program (graph kinds as in the manifest; ``chain`` per segment)."""
     if program != CHAIN:
         return graph_io(program, config, precision)
     ins, _ = graph_io("embed", config, precision)
     _, seg_outs = graph_io("segment", config, precision)
-    outs = [TensorSpec(f"{s.name.replace('_new', '')}@{k}", s.elem_type, s.shape)
+    outs = [GraphTensor(f"{s.name.replace('_new', '')}@{k}", s.elem_type, s.shape)
             for k in range(1, segments + 1) for s in seg_outs]
     return ins, outs
 
 
-def _metadata(specs: list[TensorSpec], precision: Precision) -> TensorMetadata:
+def _metadata(specs: list[GraphTensor], precision: Precision) -> TensorMetadata:
     meta = TensorMetadata()
     for s in specs:
         dtype = np.int32 if s.elem_type == INT32 else np.float32 if s.elem_type == FLOAT else precision.carrier_dtype
@@ -73,6 +74,15 @@ class _ProgramRunner(BaseRunner):
     def run_program(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def chain(self, segment: Callable[..., Sequence[Any]], z_H: Any, z_L: Any, x: Any) -> dict[str, Any]:
+        """The ``chain`` program's outputs: ``self.segments`` calls of ``segment`` from (z_H, z_L)."""
+        values: list[Any] = []
+        for _ in range(self.segments):
+            out = segment(z_H, z_L, x)
+            z_H, z_L = out[0], out[1]
+            values.extend(out)
+        return {s.name: v for s, v in zip(self.outs, values)}
+
     def activate_impl(self) -> None:
         pass
 
@@ -100,25 +110,13 @@ class TorchRunner(_ProgramRunner):
             return a if a.dtype == torch.int32 else a.to(dtype)
 
         with torch.no_grad():
-            if self.program == "embed":
-                out = {"x": m.embed(t("tokens"), t("puzzle_ids"))}
-            elif self.program == "l_step":
-                out = {"z_L_new": m.l_step(t("z_L"), t("z_H"), t("x"))}
-            elif self.program == "h_step":
-                out = {"z_H_new": m.h_step(t("z_H"), t("z_L"))}
-            elif self.program == "heads":
-                out = dict(zip(("logits", "q_halt", "q_continue"), m.heads(t("z_H"))))
-            elif self.program == "segment":
-                out = dict(zip(("z_H_new", "z_L_new", "logits", "q_halt", "q_continue"),
-                               m.segment(t("z_H"), t("z_L"), t("x"))))
-            else:
+            if self.program == CHAIN:
                 x = m.embed(t("tokens"), t("puzzle_ids"))
-                z_H, z_L = m.initial_state(x.shape[0])
-                out = {}
-                for k in range(1, self.segments + 1):
-                    z_H, z_L, logits, q_halt, q_continue = m.segment(z_H, z_L, x)
-                    out.update({f"z_H@{k}": z_H, f"z_L@{k}": z_L, f"logits@{k}": logits,
-                                f"q_halt@{k}": q_halt, f"q_continue@{k}": q_continue})
+                out = self.chain(m.segment, *m.initial_state(x.shape[0]), x)
+            else:  # the module's method of the same name, inputs and outputs in IO_NAMES order
+                ins, outs = IO_NAMES[self.program]
+                result = getattr(m, self.program)(*(t(n) for n in ins))
+                out = dict(zip(outs, result if isinstance(result, tuple) else (result,)))
         return {k: self._numpy(v) for k, v in out.items()}
 
     def _numpy(self, v: "Any") -> np.ndarray:
@@ -152,27 +150,24 @@ class ComposedOnnxRunner(_ProgramRunner):
     def deactivate_impl(self) -> None:
         self.sessions = {}
 
-    def _run(self, kind: str, **feed: np.ndarray) -> list[np.ndarray]:
-        return self.sessions[kind].run(None, feed)
+    def _graph(self, kind: str) -> Callable[..., Any]:
+        """Graph ``kind`` as a function of its ``IO_NAMES`` inputs in order (a single output unwrapped)."""
+        names = IO_NAMES[kind][0]
 
-    def segment(self, z_H: np.ndarray, z_L: np.ndarray, x: np.ndarray) -> list[np.ndarray]:
-        for _ in range(self.config.H_cycles):
-            for _ in range(self.config.L_cycles):
-                (z_L,) = self._run("l_step", z_L=z_L, z_H=z_H, x=x)
-            (z_H,) = self._run("h_step", z_H=z_H, z_L=z_L)
-        return [z_H, z_L, *self._run("heads", z_H=z_H)]
+        def run(*args: np.ndarray) -> Any:
+            out = self.sessions[kind].run(None, dict(zip(names, args)))
+            return out[0] if len(out) == 1 else out
+        return run
+
+    def segment(self, z_H: np.ndarray, z_L: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        return run_segment(self.config, self._graph("l_step"), self._graph("h_step"), self._graph("heads"),
+                           z_H, z_L, x)
 
     def run_program(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = ("z_H_new", "z_L_new", "logits", "q_halt", "q_continue")
         if self.program == "segment":
-            return dict(zip(names, self.segment(feed["z_H"], feed["z_L"], feed["x"])))
+            return dict(zip(IO_NAMES["segment"][1], self.segment(feed["z_H"], feed["z_L"], feed["x"])))
         if self.init is None:
             raise ValueError("a chain needs the initial state (init=(H_init, L_init))")
-        (x,) = self._run("embed", tokens=feed["tokens"], puzzle_ids=feed["puzzle_ids"])
+        x = self._graph("embed")(feed["tokens"], feed["puzzle_ids"])
         z_H, z_L = (np.broadcast_to(self.precision.round_carrier(v), x.shape).copy() for v in self.init)
-        out = {}
-        for k in range(1, self.segments + 1):
-            z_H, z_L, logits, q_halt, q_continue = self.segment(z_H, z_L, x)
-            out.update({f"z_H@{k}": z_H, f"z_L@{k}": z_L, f"logits@{k}": logits,
-                        f"q_halt@{k}": q_halt, f"q_continue@{k}": q_continue})
-        return out
+        return self.chain(self.segment, z_H, z_L, x)

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 
 from hrm.errors import ExportError
-from hrm.export.graphs import TensorSpec
+from hrm.export.graphs import GraphTensor
 from hrm.io import atomic_path, sha256_file
 from hrm.manifest import GraphEntry
 
@@ -25,8 +25,8 @@ def initializer_bytes(model: onnx.ModelProto) -> int:
     return sum(len(t.raw_data) for t in model.graph.initializer)
 
 
-def save_graph(model: onnx.ModelProto, root: Path, relative: str, kind: str, inputs: list[TensorSpec],
-               outputs: list[TensorSpec], external_data_threshold: int = EXTERNAL_DATA_THRESHOLD) -> GraphEntry:
+def save_graph(model: onnx.ModelProto, root: Path, relative: str, kind: str, inputs: list[GraphTensor],
+               outputs: list[GraphTensor], external_data_threshold: int = EXTERNAL_DATA_THRESHOLD) -> GraphEntry:
     """Write ``model`` to ``root/relative`` (+ ``.data`` above the threshold) and describe it for the manifest."""
     path = root / relative
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,7 +45,7 @@ def save_graph(model: onnx.ModelProto, root: Path, relative: str, kind: str, inp
                       [s.to_dict() for s in outputs], ext)
 
 
-def check_graph(path: Path, outputs: list[TensorSpec]) -> None:
+def check_graph(path: Path, outputs: list[GraphTensor]) -> None:
     """``onnx.checker`` (full check) and strict shape inference; declared output shapes must be inferred.
 
     Raises :class:`ExportError` naming the file and the checker's message.

@@ -2,10 +2,12 @@
 
 The runtime loads a deployment only through this file: model config, task, recurrence, and for each
 precision variant the graphs (file, sha256, I/O names/shapes/dtypes) and optional TensorRT engines.
-Graph kinds are open-ended keys (``embed``, ``l_step``, ``h_step``, ``heads`` today; a fused
-``segment`` later): readers ignore kinds they do not know. Each variant records its graph flavour
-(``ops``: ``standard`` | ``ort-contrib``); manifests written before the field existed are ``standard``,
-so the format version stays 1. Torch-free and numpy-free on purpose.
+Graph kinds are open-ended keys (the four step graphs ``embed``, ``l_step``, ``h_step``, ``heads``, and
+the optional fused ``segment``): readers ignore kinds they do not know. How the step graphs compose into
+a segment is :func:`segment_schedule`, the one definition the exporter's fused graph, its validation and
+every backend follow. Each variant records its graph ops (``ops``: ``standard`` | ``ort-contrib``);
+manifests written before the field existed are ``standard``, so the format version stays 1. Torch-free
+and numpy-free on purpose.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hrm.config import HRMConfig
 from hrm.errors import ManifestError
@@ -32,7 +34,7 @@ STATE_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8"
 QUANTIZED = ("int8",)
 #: The variants whose state dtype is their compute dtype (the exporter's default set).
 FLOAT_PRECISIONS = tuple(p for p in PRECISIONS if p not in QUANTIZED)
-#: Graph flavours, recorded per variant as ``ops``: ``standard`` graphs use only opset-17 primitives
+#: Graph ops, recorded per variant as ``ops``: ``standard`` graphs use only opset-17 primitives
 #: (TensorRT parses them); ``ort-contrib`` graphs use ONNX Runtime's fused ``com.microsoft`` ops
 #: (ONNX Runtime only, no TensorRT engines). A variant without the field is ``standard``.
 STANDARD, ORT_CONTRIB = "standard", "ort-contrib"
@@ -47,6 +49,30 @@ IO_NAMES = {
     "heads": (("z_H",), ("logits", "q_halt", "q_continue")),
     "segment": (("z_H", "z_L", "x"), ("z_H_new", "z_L_new", "logits", "q_halt", "q_continue")),
 }
+
+
+def segment_schedule(config: HRMConfig) -> tuple[str, ...]:
+    """The step kinds of one segment, in order: N x (T ``l_step`` + ``h_step``), then ``heads``
+    (N = ``H_cycles``, T = ``L_cycles``). A schedule of step kinds, not of weights: which network runs a
+    step is the step's business (TRM runs this schedule with one shared network)."""
+    return (("l_step",) * config.L_cycles + ("h_step",)) * config.H_cycles + ("heads",)
+
+
+def run_segment(config: HRMConfig, l_step: Callable, h_step: Callable, heads: Callable,
+                z_H: Any, z_L: Any, x: Any) -> tuple[Any, ...]:
+    """:func:`segment_schedule` over values, with step functions taking their ``IO_NAMES`` inputs in
+    order (``l_step(z_L, z_H, x) -> z_L``, ``h_step(z_H, z_L) -> z_H``, ``heads(z_H) -> (logits, q_halt,
+    q_continue)``); returns the fused ``segment`` graph's outputs ``(z_H, z_L, logits, q_halt, q_continue)``.
+    Values may be ONNX graph names, arrays or tensors: the exporter builds, and the parity runner and the
+    benchmark's static torch segment run, the one schedule."""
+    for kind in segment_schedule(config):
+        if kind == "l_step":
+            z_L = l_step(z_L, z_H, x)
+        elif kind == "h_step":
+            z_H = h_step(z_H, z_L)
+        else:
+            out = heads(z_H)
+    return (z_H, z_L, *out)
 
 
 @dataclass
@@ -85,7 +111,7 @@ class EngineEntry:
 
 @dataclass
 class Variant:
-    """All graphs (and engines) of one precision; ``ops`` is the flavour every graph of it uses."""
+    """All graphs (and engines) of one precision; ``ops`` is the op set every graph of it uses."""
 
     precision: str
     graphs: dict[str, GraphEntry]
@@ -219,10 +245,7 @@ def load_manifest(root: str | Path, verify: bool = True, precision: str | None =
                                         _require(e, "flavour", ewhere), str(_require(e, "trt_version", ewhere)),
                                         str(e.get("device", "")), str(_require(e, "compute_capability", ewhere)),
                                         dict(e.get("options") or {}))
-        ops = v.get("ops", DEFAULT_OPS)
-        if ops not in GRAPH_OPS:
-            raise ManifestError(f"{vwhere}: 'ops' is {ops!r}; this hrm-deploy knows {list(GRAPH_OPS)} "
-                                "(exported by a newer hrm-deploy? upgrade, or re-export)")
+        ops = _known(v.get("ops", DEFAULT_OPS), GRAPH_OPS, "ops", vwhere)
         if ops != STANDARD and engines:
             raise ManifestError(f"{vwhere}: lists TensorRT engines for {ops} graphs; engines are built from "
                                 "standard graphs only (re-export)")
@@ -233,7 +256,8 @@ def load_manifest(root: str | Path, verify: bool = True, precision: str | None =
     manifest = Manifest(config=config, task=raw.get("task"), variants=variants, init=_require(raw, "init", where),
                         source=raw.get("source") or {}, exporter=raw.get("exporter") or {},
                         default_halting=rec.get("default_halting", "act"), root=root,
-                        halt_rule=_halt_rule(rec, where))
+                        halt_rule=_known(rec.get("halt_rule", DEFAULT_HALT_RULE), HALT_RULES, "halt_rule",
+                                         f"{where} [recurrence]"))
     for key in ("H_init", "L_init"):
         _require(manifest.init, key, f"{where} [init]")
     if verify:
@@ -241,10 +265,9 @@ def load_manifest(root: str | Path, verify: bool = True, precision: str | None =
     return manifest
 
 
-def _halt_rule(recurrence: dict[str, Any], where: str) -> str:
-    """``recurrence.halt_rule``; manifests written before it existed are HRM's rule."""
-    rule = recurrence.get("halt_rule", DEFAULT_HALT_RULE)
-    if rule not in HALT_RULES:
-        raise ManifestError(f"{where} [recurrence]: 'halt_rule' is {rule!r}; this hrm-deploy knows {list(HALT_RULES)} "
+def _known(value: str, known: tuple[str, ...], key: str, where: str) -> str:
+    """A value from a closed list (a key absent from older manifests is read with its old default)."""
+    if value not in known:
+        raise ManifestError(f"{where}: '{key}' is {value!r}; this hrm-deploy knows {list(known)} "
                             "(exported by a newer hrm-deploy? upgrade, or re-export)")
-    return rule
+    return value

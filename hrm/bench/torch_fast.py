@@ -11,7 +11,7 @@ against eager mode:
 * ``compile``: the L and H reasoning modules go through ``torch.compile`` (inductor, mode
   ``compile_mode``, default ``"default"``; same code, so the second compiles from the first's cache);
   a segment calls them N*(T+1) times. The heads stay eager.
-* ``cuda_graph`` (CUDA only): the whole segment (N x (T l_steps + 1 h_step) + heads) is captured once per
+* ``cuda_graph`` (CUDA only): the whole segment (:func:`hrm.manifest.run_segment`) is captured once per
   batch size into a ``torch.cuda.CUDAGraph`` over *static* buffers and replayed with one launch. The
   captured body ends by copying the new z_H / z_L back into the very buffers it reads, and the heads into
   static outputs, so replays chain; row loads write those buffers in place (``index_put_``), never
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hrm.manifest import run_segment
 from hrm.runtime.backends.base import BackendError, Heads
 from hrm.runtime.backends.torch_ref import TorchBackend
 
@@ -149,13 +150,8 @@ class TorchFastBackend(TorchBackend):
     # ---- the static segment --------------------------------------------------------------------------
     def _static_body(self) -> None:
         """One segment on the static buffers: reads z_H / z_L / x, writes z_H / z_L and the head outputs."""
-        s, (l_step, h_step, heads) = self.s, self._fns
-        z_H, z_L, x = s["z_H"], s["z_L"], s["x"]
-        for _ in range(self.H_cycles):
-            for _ in range(self.L_cycles):
-                z_L = l_step(z_L, z_H, x)
-            z_H = h_step(z_H, z_L)
-        logits, q_halt, q_continue = heads(z_H)
+        s = self.s
+        z_H, z_L, logits, q_halt, q_continue = run_segment(self.deployment.config, *self._fns, s["z_H"], s["z_L"], s["x"])
         B = self.batch
         if B not in self._outs:  # first (uncaptured) run allocates the static outputs
             self._outs[B] = (logits.clone(), q_halt.clone(), q_continue.clone())

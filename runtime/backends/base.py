@@ -16,8 +16,9 @@ Contract of the state-holding calls (B = the allocated batch size):
   batch buffer. embed is a per-row gather/scale, so rows not being loaded are rewritten with the same
   bits; running the same shape every time means a row's numerics never depend on which other rows
   are (re)loaded, or when.
-* ``segment()`` enqueues N x (T ``l_step`` + 1 ``h_step``) then ``heads`` on all B rows. It must not
-  synchronise with the host: results are only observed through the ``read_*`` calls.
+* ``segment()`` enqueues the steps of :func:`hrm.manifest.segment_schedule` (N x (T ``l_step`` +
+  ``h_step``), then ``heads``) on all B rows. It must not synchronise with the host: results are only
+  observed through the ``read_*`` calls.
 * ``read_heads(logits)`` waits for the queued work once and returns q_halt / q_continue (fp32 [B])
   and, when asked, logits widened to fp32 [B, S, V].
 * ``read_state()`` returns z_H widened to fp32 [B, S+P, D] (parity drift; costs a sync and a copy).
@@ -32,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hrm.errors import HRMError
+from hrm.manifest import segment_schedule
 
 
 class BackendError(HRMError):
@@ -65,8 +67,7 @@ class Backend(abc.ABC):
         self.device = device
         self.is_active = False
         self.batch = 0
-        config = deployment.config
-        self.H_cycles, self.L_cycles = int(config.H_cycles), int(config.L_cycles)
+        self.schedule = segment_schedule(deployment.config)
 
     # ---- life cycle -----------------------------------------------------------------------------
     def activate(self) -> "Backend":
@@ -121,19 +122,12 @@ class Backend(abc.ABC):
         """logits, q_halt, q_continue <- heads(z_H) on every row."""
 
     def segment(self) -> None:
-        """One segment: N cycles of (T l_steps, 1 h_step), then the heads. No host sync."""
-        for _ in range(self.H_cycles):
-            for _ in range(self.L_cycles):
-                self.l_step()
-            self.h_step()
-        self.heads()
+        """One segment: the step kinds of ``self.schedule`` in order. No host sync."""
+        for kind in self.schedule:
+            getattr(self, kind)()
 
     @abc.abstractmethod
     def read_heads(self, logits: bool = True) -> Heads: ...
-
-    def read_predictions(self) -> np.ndarray:
-        """argmax tokens int32 [B, S] of the last ``heads()``."""
-        return self.read_heads(logits=True).predictions()
 
     @abc.abstractmethod
     def read_state(self) -> np.ndarray: ...
@@ -179,7 +173,3 @@ class PingPong:
     @property
     def key(self) -> tuple[int, int]:
         return self.h, self.l
-
-    def advance_segment(self, H_cycles: int, L_cycles: int) -> None:
-        self.l = (self.l + H_cycles * L_cycles) % 2
-        self.h = (self.h + H_cycles) % 2

@@ -93,3 +93,14 @@ def test_manifest_written_last_and_files_readable(tiny_export):
     os.umask(umask)
     assert all(p.stat().st_mode & 0o777 == 0o666 & ~umask for p in files)  # not the 0600 of mkstemp
     assert not [p for p in out.rglob(".*")]  # no temp/staging leftovers
+
+
+def test_unknown_halt_rule_is_refused_naming_the_key(tmp_path, tiny_export):
+    """A halting rule this reader does not know is an error, not HRM's rule by default."""
+    _, out = tiny_export
+    copy = shutil.copytree(out, tmp_path / "deploy")
+    raw = json.loads((copy / "manifest.json").read_text())
+    raw["recurrence"]["halt_rule"] = "q_halt > 1"
+    (copy / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ManifestError, match=r"\[recurrence\]: 'halt_rule' is 'q_halt > 1'; this hrm-deploy knows"):
+        load_manifest(copy, verify=False)
