@@ -8,6 +8,7 @@ shape (from the config) and the shape found.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ class Checkpoint:
 
     @property
     def num_parameters(self) -> int:
-        return int(sum(v.size for k, v in self.tensors.items() if k not in ("H_init", "L_init")))
+        return param_count(self.config)
 
 
 def expected_shapes(config: HRMConfig) -> dict[str, tuple[int, ...]]:
@@ -63,6 +64,11 @@ def expected_shapes(config: HRMConfig) -> dict[str, tuple[int, ...]]:
             shapes[p + "mlp.gate_up_proj.weight"] = (2 * I, D)
             shapes[p + "mlp.down_proj.weight"] = (D, I)
     return shapes
+
+
+def param_count(config: HRMConfig) -> int:
+    """Parameters of the model: the tensors of :func:`expected_shapes` except the initial states."""
+    return sum(math.prod(shape) for name, shape in expected_shapes(config).items() if name not in ("H_init", "L_init"))
 
 
 def check_tensors(config: HRMConfig, tensors: Mapping[str, Any], source: str | Path) -> None:

@@ -1,6 +1,5 @@
-"""Builders shared by tests: tiny random HRMs and official-layout checkpoints.
-
-Kept as plain functions (not only fixtures) so benchmarks and scripts can build the same models.
+"""Builders shared by tests: official-layout checkpoints; the tiny model and its random weights are
+:mod:`hrm.tiny`'s (re-exported here for the tests' imports).
 """
 
 from __future__ import annotations
@@ -10,35 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from hrm.config import HRMConfig
+from hrm.tiny import random_tensors, tiny_config  # noqa: F401
 
 MODELS = Path(__file__).resolve().parents[1] / "models"  # the repo's bundled models (and proxies/)
-
-TINY = dict(seq_len=16, vocab_size=6, num_puzzle_identifiers=3, H_cycles=2, L_cycles=2, H_layers=2, L_layers=2,
-            hidden_size=64, num_heads=4, expansion=2.0, puzzle_emb_ndim=64, halt_max_steps=4,
-            forward_dtype="float32")
-
-
-def tiny_config(**changes) -> HRMConfig:
-    """A 4x4-Sudoku-shaped HRM small enough for sub-second CPU tests."""
-    return HRMConfig(**{**TINY, **changes}).validate()
-
-
-def random_tensors(config: HRMConfig, seed: int = 0, q_scale: float = 0.5) -> dict[str, np.ndarray]:
-    """Random weights with official names. The Q head gets random (not -5) weights so ACT rows halt
-    at different segments, and the puzzle embedding is non-zero so puzzle ids matter."""
-    import torch
-
-    from hrm.model import HRM
-
-    torch.manual_seed(seed)
-    model = HRM(config)
-    t = model.numpy_tensors()
-    rng = np.random.default_rng(seed)
-    t["q_head.weight"] = (rng.standard_normal(t["q_head.weight"].shape) * q_scale / np.sqrt(config.hidden_size)).astype(np.float32)
-    t["q_head.bias"] = np.array([0.0, 0.1], dtype=np.float32)
-    if "puzzle_emb.weights" in t:
-        t["puzzle_emb.weights"] = (rng.standard_normal(t["puzzle_emb.weights"].shape) * 0.1).astype(np.float32)
-    return t
 
 
 def write_official_checkpoint(directory: Path, config: HRMConfig, tensors: dict[str, np.ndarray],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hrm.checkpoint import expected_shapes, load_checkpoint, save_checkpoint, strip_official_prefixes
+from hrm.checkpoint import expected_shapes, load_checkpoint, param_count, save_checkpoint, strip_official_prefixes
 from hrm.errors import CheckpointError
 
 
@@ -15,6 +15,13 @@ def test_expected_shapes_official_count():
     assert len(shapes) == 39
     n = sum(int(np.prod(s)) for k, s in shapes.items() if k not in ("H_init", "L_init", "puzzle_emb.weights"))
     assert n == 27_275_266  # the official Sudoku model's parameter count (puzzle_emb is a buffer there)
+
+
+def test_param_count_matches_the_model_and_the_checkpoint(tiny_ckpt_path, tiny_cfg, tiny_tensors):
+    """Counted from expected_shapes; the PyTorch model's own tensors (less H_init/L_init) agree."""
+    n = sum(v.size for k, v in tiny_tensors.items() if k not in ("H_init", "L_init"))
+    assert param_count(tiny_cfg) == n == load_checkpoint(tiny_ckpt_path).num_parameters
+    assert param_count(tiny_cfg.replace(pos_encodings="learned")) == n + tiny_cfg.total_seq_len * tiny_cfg.hidden_size
 
 
 def test_ours_round_trip(tiny_ckpt_path, tiny_cfg, tiny_tensors):

@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from hrm.config import HRMConfig
+from hrm.manifest import segment_schedule
 
 BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 
@@ -45,12 +46,13 @@ class SegmentCost:
 
 
 def segment_cost(config: HRMConfig, batch: int, precision: str = "fp32") -> SegmentCost:
-    """Count FLOPs and bytes of one segment (N*(T l_steps + 1 h_step) + heads)."""
+    """Count FLOPs and bytes of one segment (the steps of :func:`hrm.manifest.segment_schedule`)."""
     c = config
     S, D, I, V = c.total_seq_len, c.hidden_size, c.intermediate_size, c.vocab_size
     block_params = 3 * D * D + D * D + 2 * I * D + I * D
     block_flops = 2 * batch * S * block_params + 4 * batch * S * S * D
-    blocks = c.H_cycles * c.L_cycles * c.L_layers + c.H_cycles * c.H_layers
+    steps = segment_schedule(c)
+    blocks = steps.count("l_step") * c.L_layers + steps.count("h_step") * c.H_layers
     head_flops = 2 * batch * c.seq_len * D * V + 2 * batch * D * 2
     b = BYTES[precision]
     head_params = V * D + 2 * D
@@ -60,16 +62,6 @@ def segment_cost(config: HRMConfig, batch: int, precision: str = "fp32") -> Segm
     state_bytes = b * blocks * 2 * batch * S * D
     return SegmentCost(batch, float(blocks * block_flops + head_flops), float(weight_bytes), float(state_bytes),
                        float(unique_bytes))
-
-
-def param_count(config: HRMConfig) -> int:
-    """Parameters of the model (checkpoint tensors minus H_init / L_init): blocks, embeddings, heads."""
-    c = config
-    D, I = c.hidden_size, c.intermediate_size
-    block = 4 * D * D + 3 * I * D
-    emb = c.vocab_size * D + (c.num_puzzle_identifiers * c.puzzle_emb_ndim if c.puzzle_emb_ndim > 0 else 0)
-    pos = c.total_seq_len * D if c.pos_encodings == "learned" else 0
-    return int((c.H_layers + c.L_layers) * block + emb + pos + c.vocab_size * D + 2 * D + 2)
 
 
 @dataclass

@@ -222,32 +222,4 @@ def render_text(doc: dict, width: int = 200) -> str:
     return buf.getvalue()
 
 
-__all__ = ["markdown", "render", "render_text", "summary_lines"]
-
-
-def markdown(doc: dict) -> str:
-    """A compact Markdown table of the measured configurations (for benchmarks/README.md)."""
-    s = doc["settings"]
-    batches, haltings = s["batches"], s["halting"]
-    head = ["configuration"] + [f"segment B={b} ms" for b in batches] + ["vs eager fp32 (B=%d)" % batches[0]]
-    if not s.get("segments_only"):
-        head += [f"solve {h} p50 ms" for h in haltings] + ["solve vs eager fp32"]
-        head += [f"puzzles/s B={b} {h}" for b in batches for h in haltings]
-    head.append("floor / segment")
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, e in doc["targets"].items():
-        if e.get("status") != "ok":
-            continue
-        r = [f"`{name}`"] + [_fmt_ms(_get(e, "segment", str(b), "p50")) for b in batches]
-        r.append(_fmt_ratio(_get(e, "ratios", "torch-eager-fp32", f"segment_b{batches[0]}")))
-        if not s.get("segments_only"):
-            r += [_fmt_ms(_get(e, "solve", h, "p50")) for h in haltings]
-            r.append(" / ".join(_fmt_ratio(_get(e, "ratios", "torch-eager-fp32", f"solve_{h}")) for h in haltings))
-            for b in batches:
-                for h in haltings:
-                    v = _get(e, "throughput", str(b), h, "puzzles_per_s_median")
-                    r.append("-" if v is None else f"{v:.3g}")
-        ff = _get(e, "floor_fraction", f"b{batches[0]}")
-        r.append("-" if ff is None else f"{ff:.0%}")
-        rows.append("| " + " | ".join(r) + " |")
-    return "\n".join(rows) + "\n"
+__all__ = ["render", "render_text", "summary_lines"]

@@ -39,10 +39,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from hrm.bench import env as benv
-from hrm.bench.floor import DevicePeaks, floor_report, measure_peaks, param_count
+from hrm.bench.floor import DevicePeaks, floor_report, measure_peaks
 from hrm.bench.stats import median, ratio, summarize_ms
 from hrm.bench.stats import dig as _get
 from hrm.bench.targets import BACKEND_CHOICES, Target, deployment_ops, plan
+from hrm.checkpoint import param_count
 from hrm.manifest import GRAPH_OPS, QUANTIZED
 
 SCHEMA = "hrm-bench/1"
@@ -87,8 +88,8 @@ class BenchOptions:
     time_limit: float | None = None  # seconds for the whole run; what is left is skipped
     budget: Budget | None = None
     measure_floor: bool = True
-    ops: Sequence[str] = GRAPH_OPS  # graph flavours whose ORT targets to measure
-    # deployments of other graph flavours exported from the same weights (flavour -> directory)
+    ops: Sequence[str] = GRAPH_OPS  # graph ops whose ORT targets to measure
+    # deployments of the other graph ops exported from the same weights (ops -> directory)
     ops_deployments: dict[str, Path] = field(default_factory=dict)
 
     def resolved_budget(self) -> Budget:
@@ -183,7 +184,7 @@ class Live:
 
 
 def open_target(t: Target, deployment: Any, options: BenchOptions) -> Any:
-    """A Session for ``t`` (activated) on ``deployment`` (the one of ``t``'s graph flavour). Raises on any
+    """A Session for ``t`` (activated) on ``deployment`` (the one of ``t``'s graph ops). Raises on any
     problem; the caller records it."""
     from hrm.runtime import Session
 
@@ -237,16 +238,16 @@ def run(deployment_dir: str | Path, options: BenchOptions | None = None, *, comm
         raise ValueError(f"batch sizes must be >= 1, got {list(options.batches)}")
 
     dep = load_deployment(deployment_dir)
-    flavours = {deployment_ops(dep): dep}
+    by_ops = {deployment_ops(dep): dep}
     for ops, path in (options.ops_deployments or {}).items():
-        flavours.setdefault(ops, load_deployment(path))
+        by_ops.setdefault(ops, load_deployment(path))
     c = dep.config
     cap = options.max_segments or c.halt_max_steps
     n_pool = max(budget.solve_puzzles, min(64, max(batches)), 2)
     say(f"generating {n_pool} puzzles")
     pool, pool_source = make_puzzles(dep, n_pool, options.seed)
-    targets = plan(dep, options.devices, options.backends, precisions, threads, ops=options.ops, flavours=flavours)
-    deployment_of = {t.name: (dep if t.ops is None else flavours.get(t.ops, dep)) for t in targets}
+    targets = plan(dep, options.devices, options.backends, precisions, threads, ops=options.ops, ops_deployments=by_ops)
+    deployment_of = {t.name: (dep if t.ops is None else by_ops.get(t.ops, dep)) for t in targets}
     if options.trt_note:
         for t in targets:
             if t.backend == "trt" and t.skip and "engines" in t.skip:
@@ -257,7 +258,7 @@ def run(deployment_dir: str | Path, options: BenchOptions | None = None, *, comm
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": list(command) if command is not None else None,
         "environment": benv.environment(options.devices, threads),
-        "deployment": _describe_deployment(dep, obtained, flavours),
+        "deployment": _describe_deployment(dep, obtained, by_ops),
         "settings": {"devices": list(options.devices), "backends": list(options.backends), "precisions": precisions,
                      "ops": list(options.ops),
                      "batches": batches, "halting": list(options.halting), "max_segments": cap,
@@ -324,12 +325,12 @@ def _has_time_skips(doc: dict) -> bool:
     return "time limit" in json.dumps(doc["targets"])
 
 
-def _describe_deployment(dep: Any, obtained: str, flavours: dict[str, Any] | None = None) -> dict[str, Any]:
+def _describe_deployment(dep: Any, obtained: str, by_ops: dict[str, Any] | None = None) -> dict[str, Any]:
     man = dep.manifest
     c = dep.config
     return {"path": str(dep.root), "obtained": obtained,
             "ops": {p: dep.variant(p).ops for p in dep.precisions},
-            "ops_deployments": {k: str(d.root) for k, d in (flavours or {}).items()},
+            "ops_deployments": {k: str(d.root) for k, d in (by_ops or {}).items()},
             "config": {k: v for k, v in c.to_dict().items()},
             "parameters": param_count(c), "seq_len": c.seq_len, "total_seq_len": c.total_seq_len,
             "task": (man.task or {}).get("name"), "precisions": dep.precisions,

@@ -22,9 +22,9 @@ A :class:`Target` is one (runtime backend, device, options, precision) combinati
 or with ``skip`` set to the reason (no CUDA, no TensorRT, no engines, no such precision variant...).
 Nothing here raises for an unavailable backend: a skipped target is a row in the report.
 
-ORT and TensorRT targets run graphs of one flavour (``Target.ops``: ``standard`` or ``ort-contrib``,
-the manifest's per-variant ``ops``); :func:`plan` takes one deployment per flavour and skips a target
-whose flavour has none, saying how to get it.
+ORT and TensorRT targets run graphs of one op set (``Target.ops``: ``standard`` or ``ort-contrib``,
+the manifest's per-variant ``ops``); :func:`plan` takes one deployment per op set and skips a target
+whose op set has none, saying how to get it.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Target:
     options: dict[str, Any] = field(default_factory=dict)
     fast: dict[str, Any] | None = None  # TorchFastBackend options (torch-compile / torch graph targets)
     skip: str | None = None
-    ops: str | None = None  # graph flavour an ort / trt target runs; None: any (the torch references)
+    ops: str | None = None  # graph ops an ort / trt target runs; None: any (the torch references)
 
     @property
     def label(self) -> str:
@@ -77,7 +77,7 @@ class Target:
 
 
 def kinds_for(backend: str, device: str, ops: Sequence[str] = GRAPH_OPS) -> list[str]:
-    """Target kinds one ``--backends`` entry expands to on ``device``; ``ops``: the graph flavours whose
+    """Target kinds one ``--backends`` entry expands to on ``device``; ``ops``: the graph op sets whose
     ORT targets to include (TensorRT targets are always ``standard``)."""
     if backend == "ort":
         std = ["ort", "ort-fused"] + (["ort-graph"] if device == "cuda" else [])
@@ -114,37 +114,37 @@ def make_target(kind: str, device: str, precision: str, threads: int | None = No
 
 
 def deployment_ops(deployment: Any) -> str:
-    """The graph flavour of a deployment (its variants'; older manifests and stubs: ``standard``)."""
+    """The graph ops of a deployment (its variants'; older manifests and stubs: ``standard``)."""
     found = {getattr(deployment.variant(p), "ops", STANDARD) for p in deployment.precisions}
     return found.pop() if len(found) == 1 else STANDARD
 
 
 def plan(deployment: Any, devices: Sequence[str], backends: Sequence[str], precisions: Sequence[str],
          threads: int | None = None, ops: Sequence[str] = GRAPH_OPS,
-         flavours: Mapping[str, Any] | None = None) -> list[Target]:
+         ops_deployments: Mapping[str, Any] | None = None) -> list[Target]:
     """Every (device, backend kind, precision) asked for, in report order, with skip reasons filled in.
 
-    ``flavours`` maps a graph flavour to the deployment holding it (default: ``deployment`` under its
-    own flavour); ``ops`` limits which flavours' ORT targets are listed."""
-    flavours = dict(flavours) if flavours is not None else {deployment_ops(deployment): deployment}
+    ``ops_deployments`` maps a graph op set to the deployment holding it (default: ``deployment`` under
+    its own ops); ``ops`` limits which op sets' ORT targets are listed."""
+    by_ops = dict(ops_deployments) if ops_deployments is not None else {deployment_ops(deployment): deployment}
     out: list[Target] = []
     for device in devices:
         for backend in backends:
             for kind in kinds_for(backend, device, ops):
                 for precision in precisions:
                     t = make_target(kind, device, precision, threads)
-                    dep = deployment if t.ops is None else flavours.get(t.ops)
+                    dep = deployment if t.ops is None else by_ops.get(t.ops)
                     if dep is None:  # a missing GPU is the more basic reason
-                        t.skip = (cuda_problem() if t.device == "cuda" else None) or no_flavour(t)
+                        t.skip = (cuda_problem() if t.device == "cuda" else None) or no_ops_deployment(t)
                     else:
                         t.skip = unavailable(t, dep)
                     out.append(t)
     return out
 
 
-def no_flavour(t: Target) -> str:
-    """Why a target of a flavour the run has no deployment for is skipped, and how to get one."""
-    return (f"no {t.ops} deployment in this run: benchmark a checkpoint or --random-* (both flavours are exported "
+def no_ops_deployment(t: Target) -> str:
+    """Why a target of graph ops the run has no deployment for is skipped, and how to get one."""
+    return (f"no {t.ops} deployment in this run: benchmark a checkpoint or --random-* (both op sets are exported "
             f"from the same weights), or a deployment exported with hrm-export --ops {t.ops}")
 
 

@@ -45,9 +45,9 @@ def _split(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
 @click.option("--precisions", default=None, help="comma-separated fp32, fp16, bf16, int8 (ort cpu)  [default: fp32 on CPU; "
                                                  "fp32,fp16,bf16 with --device cuda]")
 @click.option("--ops", "graph_ops", default="standard,ort-contrib", show_default=True,
-              help="graph flavours for the ort configurations: standard (opset-17 primitives) and/or ort-contrib "
+              help="graph ops for the ort configurations: standard (opset-17 primitives) and/or ort-contrib "
                    "(ONNX Runtime's fused ops, rows ort-<device>-contrib*); a checkpoint or --random-* is exported "
-                   "once per flavour from the same weights, a deployment PATH has the one it was exported with")
+                   "once per op set from the same weights, a deployment PATH has the one it was exported with")
 @click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True,
               help="batch size for per-segment latency and throughput (repeat)  [default: 1]")
 @click.option("--puzzles", type=click.IntRange(min=1), default=None,
@@ -85,7 +85,7 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, devices:
     scheduler with B slots, and the device floor (counted FLOPs and weight bytes per segment against
     peaks measured in this run). Unavailable configurations are listed as skipped with the reason.
     """
-    from hrm.bench.models import BenchError, export_flavours, random_checkpoint, resolve_flavours
+    from hrm.bench.models import BenchError, export_ops_deployments, random_checkpoint, resolve_ops_deployments
     from hrm.bench.runner import BenchOptions, default_precisions, run
     from hrm.bench.targets import BACKEND_CHOICES, PRECISIONS
     from hrm.manifest import GRAPH_OPS, STANDARD
@@ -122,12 +122,12 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, devices:
 
     def prepare(engine_options):
         if path is not None:
-            d, how, others = resolve_flavours(path, precision_list, ops_list, cache_dir, engine=engine_options, log=log)
+            d, how, others = resolve_ops_deployments(path, precision_list, ops_list, cache_dir, engine=engine_options, log=log)
             return d, (how if how == "deployment" else f"checkpoint {path} exported"), others
         shape = random_full or "tiny"
         try:
             ckpt = random_checkpoint(shape, cache_dir, seed=seed, log=log)
-            d, others = export_flavours(ckpt, precision_list, ops_list, ckpt.parent, engine=engine_options, log=log)
+            d, others = export_ops_deployments(ckpt, precision_list, ops_list, ckpt.parent, engine=engine_options, log=log)
         except ImportError as exc:
             raise BenchError(f"building a random model needs torch and onnx ({exc}): "
                              "pip install 'hrm-deploy[export]'") from None
@@ -157,7 +157,6 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, devices:
 
             Path(json_out).parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(json_out, json.dumps(doc, indent=1) + "\n")
-            _readable(Path(json_out))
 
     command = [_canonical_command(click.get_current_context().params), shlex.join(sys.argv)]
     doc = run(deploy_dir, options, command=command, obtained=obtained, log=log, on_update=write)
@@ -168,18 +167,6 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, devices:
         click.echo(json.dumps(doc, indent=1))
     elif json_out:
         log(f"wrote {json_out}")
-
-
-def _readable(path: Path) -> None:
-    """Atomic writes go through a 0600 temp file: give the result the usual umask-based mode."""
-    import os
-
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(path, 0o666 & ~umask)
-    except OSError:
-        pass
 
 
 def _canonical_command(params: dict) -> str:

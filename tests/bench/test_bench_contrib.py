@@ -55,7 +55,7 @@ def test_contrib_rows_agree_and_compare_with_standard(contrib_doc):
     assert "ort-standard" not in std.get("ratios", {})
 
 
-def test_cli_exports_both_flavours_from_a_checkpoint(tiny_ckpt_path, tmp_path):
+def test_cli_exports_both_op_sets_from_a_checkpoint(tiny_ckpt_path, tmp_path):
     from hrm.cli.bench import main
 
     out = tmp_path / "bench.json"

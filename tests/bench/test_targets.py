@@ -58,10 +58,10 @@ def test_skip_reasons():
     assert "CUDA only" in reasons["trt-cpu/fp32"]
 
 
-def test_each_flavour_runs_on_its_own_deployment():
+def test_each_ops_runs_on_its_own_deployment():
     std, contrib = stub_deployment(), stub_deployment(ops="ort-contrib", graphs=("embed", "l_step", "h_step", "heads"))
     both = {t.name: t.skip for t in T.plan(std, ["cpu"], ["ort", "torch"], ["fp32"],
-                                           flavours={"standard": std, "ort-contrib": contrib})}
+                                           ops_deployments={"standard": std, "ort-contrib": contrib})}
     assert both["ort-cpu/fp32"] is None and both["ort-cpu-contrib/fp32"] is None
     assert "no fused 'segment' graph" in both["ort-cpu-contrib-fused/fp32"]  # read from the contrib deployment
     alone = {t.name: t.skip for t in T.plan(contrib, ["cpu"], ["ort", "torch"], ["fp32"])}  # a contrib directory

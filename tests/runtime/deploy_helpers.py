@@ -1,9 +1,4 @@
-"""Build deployment directories for runtime tests.
-
-Uses the real exporter (``hrm.export.export_deployment``) when it is available; until then (and as
-a cross-check of the manifest contract) a minimal writer assembles the same layout from the
-exporter's graph builder. Both write ``DIR/manifest.json`` + ``DIR/<precision>/<graph>.onnx``.
-"""
+"""Build and alter deployment directories for runtime tests (export through ``hrm.export``)."""
 
 from __future__ import annotations
 
@@ -12,63 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from hrm.config import HRMConfig
-from hrm.io import sha256_file
-
-
-def have_exporter() -> bool:
-    try:
-        from hrm.export import export_deployment  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
 
 def export(checkpoint: Path, out_dir: Path, precisions: tuple[str, ...] = ("fp32",), segment: bool = True) -> Path:
-    """Export ``checkpoint`` (our format) into ``out_dir`` (with the fused ``segment`` graph when the
-    real exporter is there); returns the deployment directory."""
-    if have_exporter():
-        from hrm.export import export_deployment
+    """Export ``checkpoint`` (our format) into ``out_dir``, unvalidated, with the fused ``segment`` graph
+    unless asked not to; returns the deployment directory."""
+    from hrm.export import export_deployment
 
-        export_deployment(checkpoint, out_dir, precisions=precisions, validate=False, segment=segment)
-        return Path(out_dir)
-    from hrm.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(checkpoint)
-    return write_minimal(out_dir, ckpt.config, ckpt.tensors, precisions, task=ckpt.task,
-                         source={"path": str(ckpt.source), "format": ckpt.format, "sha256": ckpt.sha256})
-
-
-def write_minimal(out_dir: Path, config: HRMConfig, tensors: dict[str, np.ndarray], precisions: tuple[str, ...],
-                  task: dict[str, Any] | None = None, source: dict[str, Any] | None = None) -> Path:
-    """Fallback writer: graphs from hrm.export.graphs.build_graph, manifest from hrm.manifest."""
-    import onnx
-
-    from hrm.export.graphs import build_graph, graph_io
-    from hrm.export.precision import get_precision
-    from hrm.manifest import STEP_GRAPHS, GraphEntry, Manifest, Variant
-
-    out_dir = Path(out_dir)
-    (out_dir / "init").mkdir(parents=True, exist_ok=True)
-    init = {}
-    for key in ("H_init", "L_init"):
-        rel = f"init/{key}.npy"
-        np.save(out_dir / rel, np.asarray(tensors[key], np.float32))
-        init[key] = {"file": rel, "sha256": sha256_file(out_dir / rel)}
-    variants = {}
-    for name in precisions:
-        prec = get_precision(name)
-        (out_dir / name).mkdir(exist_ok=True)
-        graphs = {}
-        for kind in STEP_GRAPHS:
-            rel = f"{name}/{kind}.onnx"
-            onnx.save(build_graph(kind, config, tensors, prec), out_dir / rel)
-            ins, outs = graph_io(kind, config, prec)
-            graphs[kind] = GraphEntry(kind, rel, sha256_file(out_dir / rel), [s.to_dict() for s in ins],
-                                      [s.to_dict() for s in outs])
-        variants[name] = Variant(name, graphs)
-    Manifest(config=config, task=task, variants=variants, init=init, source=source or {}, root=out_dir).save()
-    return out_dir
+    export_deployment(checkpoint, out_dir, precisions=precisions, validate=False, segment=segment)
+    return Path(out_dir)
 
 
 def patch_initializer(deploy_dir: Path, precision: str, kind: str, name: str, fn) -> None:
@@ -77,6 +23,7 @@ def patch_initializer(deploy_dir: Path, precision: str, kind: str, name: str, fn
     import onnx
     from onnx import numpy_helper
 
+    from hrm.io import sha256_file
     from hrm.manifest import load_manifest
 
     man = load_manifest(deploy_dir, verify=False)

@@ -12,8 +12,7 @@ $py -c "from hrm.runtime.gpu import device_count, Cudart; print('cuda devices', 
 # 1. GPU tests: runtime.gpu primitives, ORT CUDA (+ CUDA graphs, scheduler, fp16 gates), TensorRT if importable
 $py -m pytest tests/runtime/test_gpu.py tests/runtime/test_trt.py -v -rs 2>&1 | tee "$out/gpu_tests.log"
 # 2. full-size random model (27M params, Sudoku shape), parity fp32 + fp16 on ORT CUDA, both halting modes
-dep="$out/full/deploy"
-[ -f "$dep/manifest.json" ] || $py tests/runtime/make_random_deployment.py "$out/full" --size full --precisions fp32,fp16
+dep=$($py -c "import sys; from hrm.bench import random_deployment as r; print(r('sudoku', ['fp32', 'fp16'], sys.argv[1]))" "$out/full")
 ref_dev=$($py -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
 $py -m hrm.cli.parity "$dep" --backend ort --device cuda --precision fp32,fp16 --n 128 --batch 64 \
     --reference-device "$ref_dev" --json > "$out/parity_ort_cuda.json"; echo "hrm-parity exit $?"
