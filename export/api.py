@@ -194,7 +194,7 @@ def export_deployment(
 
     ``precisions``: any of fp32, fp16, bf16, int8 (fp32 graphs with int8 weight MatMuls,
     :mod:`hrm.export.quantize`; ONNX Runtime CPU only, so no engines for it). ``segment``: also export the fused ``segment`` graph.
-    ``ops``: the graph flavour, ``standard`` (opset-17 primitives; TensorRT parses them) or
+    ``ops``: the graph ops, ``standard`` (opset-17 primitives; TensorRT parses them) or
     ``ort-contrib`` (ONNX Runtime's fused com.microsoft ops, :mod:`hrm.export.contrib`; no engines).
     ``engine``: build TensorRT engines with these options (None: no engines). ``seq_len`` /
     ``dataset_json``: sizes for official checkpoints whose config lacks them. Raises
@@ -282,8 +282,8 @@ def _write_graphs(ckpt: Checkpoint, chosen: Sequence[Precision], kinds: Sequence
     ``staging/.source-<precision>/`` (recorded in ``sources``; validated, then removed before publishing)."""
     variants: dict[str, Variant] = {}
     tensors = {k: np.asarray(v, dtype=np.float32) for k, v in ckpt.tensors.items()}
-    flavour = "" if ops == STANDARD else f", ops {ops}"
-    with timer("graphs", f"building {len(kinds)} graphs x {len(chosen)} precisions (opset {opset}{flavour})"):
+    ops_note = "" if ops == STANDARD else f", ops {ops}"
+    with timer("graphs", f"building {len(kinds)} graphs x {len(chosen)} precisions (opset {opset}{ops_note})"):
         for p in chosen:
             graphs = {}
             for kind in kinds:

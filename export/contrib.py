@@ -1,9 +1,9 @@
-"""The ``ort-contrib`` graph flavour: the HRM block built from ONNX Runtime's fused contrib ops.
+"""The ``ort-contrib`` graph ops: the HRM block built from ONNX Runtime's fused contrib ops.
 
-The standard flavour (:mod:`hrm.export.layers`) spells RMSNorm, RoPE and attention as chains of
+The standard graphs (:mod:`hrm.export.layers`) spells RMSNorm, RoPE and attention as chains of
 opset-17 primitives so TensorRT can parse them; ONNX Runtime fuses none of those chains (its
 transformer optimizer anchors on patterns our weightless post-norm block does not have), so on its
-CUDA EP every element-wise step is one memory-bound kernel. This flavour emits ORT's fused ops
+CUDA EP every element-wise step is one memory-bound kernel. These graphs use ORT's fused ops
 (domain ``com.microsoft``) directly, one per job:
 
 * residual add + RMSNorm -> ``SkipSimplifiedLayerNormalization(input=h, skip=f(h), gamma=1)``
@@ -41,7 +41,7 @@ import numpy as np
 from hrm.export.onnx_builder import INT64, MS_DOMAIN
 from hrm.export.layers import Ctx, rope_angles, swiglu
 
-#: Ops this flavour emits in the com.microsoft domain (tests check they are present, and nothing else).
+#: Ops these graphs use in the com.microsoft domain (tests check they are present, and nothing else).
 CONTRIB_OPS = ("SkipSimplifiedLayerNormalization", "RotaryEmbedding", "MultiHeadAttention")
 
 

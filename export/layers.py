@@ -14,7 +14,7 @@ opset-17 primitives whose patterns TensorRT 10.3+ fuses:
 Weights are looked up by their official checkpoint names and added once per graph, so calling
 :func:`block` twice with the same prefix shares the weights (the fused segment graph does this).
 
-``Ctx.ops`` picks the graph flavour: ``standard`` (the above) or ``ort-contrib``, whose blocks use
+``Ctx.ops`` picks the graph ops: ``standard`` (the above) or ``ort-contrib``, whose blocks use
 ONNX Runtime's fused contrib ops instead (:mod:`hrm.export.contrib`); embedding, injection adds and
 heads are the same in both.
 """

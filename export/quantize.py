@@ -17,9 +17,11 @@ not a hand-written one:
 
 What it is not: TensorRT int8 (that needs Q/DQ nodes and calibration; the TensorRT paths refuse
 this variant), nor an accuracy guarantee. The quantized recurrence drifts from fp32 far beyond
-rounding noise, so the exporter's check of these graphs is a gross-error bound
-(:data:`hrm.export.precision.INT8_STEP_TOLERANCE`) and ``hrm-parity --precision int8`` on the
-task's own puzzles (accuracy within 0.5 point of fp32) is the gate a deployment must pass.
+rounding noise, so the exporter checks what can be checked exactly
+(:func:`hrm.export.validate.validate_quantized`: the graphs before quantization at fp32 tolerances,
+every int8 weight within half a step of its fp32 weight, :func:`check_weights`) and only reports the
+drift; ``hrm-parity --precision int8`` on the task's own puzzles (accuracy within 0.5 point of fp32)
+is the gate a deployment must pass.
 """
 
 from __future__ import annotations

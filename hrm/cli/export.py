@@ -35,7 +35,7 @@ def _fail(message: str, code: int = 1) -> None:
                    "int8 weight MatMuls; ONNX Runtime CPU only; gate it with hrm-parity).")
 @click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset (17..22; 17 parses on TensorRT 10.3+).")
 @click.option("--ops", type=click.Choice(["standard", "ort-contrib"]), default="standard", show_default=True,
-              help="Graph flavour: standard opset-17 primitives (TensorRT parses them), or ONNX Runtime's fused "
+              help="Graph ops: standard opset-17 primitives (TensorRT parses them), or ONNX Runtime's fused "
                    "com.microsoft ops (SkipSimplifiedLayerNormalization, RotaryEmbedding, MultiHeadAttention; "
                    "ONNX Runtime only, so not with --engine).")
 @click.option("--segment/--no-segment", default=False, show_default=True,
@@ -141,8 +141,8 @@ def _emit(console: Any, report: Any, as_json: bool) -> None:
         state = "[green]validated[/]" if report.validation else "[yellow]not validated (--no-validate)[/]"
         if report.validation and not report.passed:
             state = "[red]VALIDATION FAILED[/]"
-        flavour = "" if report.ops == "standard" else f"; {report.ops} graphs (ONNX Runtime only)"
-        console.print(f"{report.out_dir}: {state}; manifest {report.manifest_path.name}{flavour}")
+        ops_note = "" if report.ops == "standard" else f"; {report.ops} graphs (ONNX Runtime only)"
+        console.print(f"{report.out_dir}: {state}; manifest {report.manifest_path.name}{ops_note}")
 
 
 def _table(report: Any) -> Any:

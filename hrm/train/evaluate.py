@@ -8,7 +8,6 @@ exactly what ``solve(halting="act")`` returns, at half the cost of running both 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from hrm.model import HRM, solve
@@ -57,13 +56,3 @@ def evaluate(model: HRM, data: PuzzleArrays, batch_size: int = 256, device: torc
     metrics["count"] = float(n)
     return metrics
 
-
-def predictions_numpy(model: HRM, data: PuzzleArrays, halting: str = "act", batch_size: int = 256,
-                      device: torch.device | str = "cpu") -> np.ndarray:
-    """[N, S] int32 answers (handy for spot checks with a task's ``check``)."""
-    outs = []
-    for start in range(0, len(data), batch_size):
-        tokens = torch.from_numpy(data.inputs[start:start + batch_size]).to(device)
-        ids = torch.from_numpy(data.puzzle_ids[start:start + batch_size]).to(device)
-        outs.append(solve(model, tokens, ids, halting=halting).predictions.cpu().numpy().astype(np.int32))
-    return np.concatenate(outs) if outs else np.zeros((0, data.seq_len), dtype=np.int32)

@@ -9,18 +9,21 @@ Why it looks like this:
 * **One IOBinding per buffer combination**, built on first use and cached. There are only a handful
   (l_step: z_L x z_H parities, h_step likewise, heads x2, embed x1), so steady state does no
   rebinding, which is also exactly what ORT's CUDA graphs require.
-* **One CUDA stream for all four sessions** (``user_compute_stream``) and
-  ``disable_synchronize_execution_providers``: sessions queue work in order on our stream and
-  ``Run`` returns without waiting, so a segment has no host synchronisation; the row copies of
-  :class:`CudaMemory` go on the same stream.
+* **One CUDA stream for all four sessions** (``user_compute_stream``): sessions queue work in order
+  on our stream, and the row copies of :class:`CudaMemory` go on the same stream. With CUDA graphs
+  ``Run`` also returns without waiting (``disable_synchronize_execution_providers``), so a segment has
+  no host synchronisation; without them each ``Run`` synchronises (ORT 1.31's CUDA EP aborted in
+  ``cudaFreeHost`` on an H100 when unsynchronised runs were left on a user stream).
 * **No TF32 unless asked** (``use_tf32=0``; ORT enables it by default on Ampere+): an fp32 variant
   must give the fp32 reference's answers (the parity gate); fp16/bf16 variants are the fast path.
 * **Fused segment** (``fused=True``, needs an export with ``--segment``): one ``segment`` session run
   per segment instead of N*(T+1)+1, same ping-pong (both states flip once per segment).
 * **CUDA graphs** (``cuda_graph=True``): ``enable_cuda_graph`` on the step sessions (not embed, which
   runs once per load), with a distinct ``gpu_graph_id`` per cached binding. ORT requires fixed shapes
-  and pre-bound buffers, which is what the cache gives. Off by default until measured.
-* **Graph flavours.** ``ort-contrib`` variants (ONNX Runtime's fused com.microsoft ops) load like any
+  and pre-bound buffers, which is what the cache gives. Off by default (an opt-in, like ORT's own
+  option); measured on an H100 (``benchmarks/README.md``, ``ort-cuda-graph`` rows): 3.5x faster per
+  segment at batch 1, where the step graphs are launch-bound, and ~10% at batch 256.
+* **Graph ops.** ``ort-contrib`` variants (ONNX Runtime's fused com.microsoft ops) load like any
   other ONNX graph; nothing here depends on the ops inside. On CUDA their fused residual+RMSNorm
   (``SkipSimplifiedLayerNormalization``) computes its statistics in fp16/bf16 unless the provider's
   ``enable_skip_layer_norm_strict_mode`` is set, so it is set (``strict_norm=True``, the default):

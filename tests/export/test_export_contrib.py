@@ -1,4 +1,4 @@
-"""The ``ort-contrib`` graph flavour (ONNX Runtime's fused com.microsoft ops), on the tiny model:
+"""The ``ort-contrib`` graph ops (ONNX Runtime's fused com.microsoft ops), on the tiny model:
 
 * every graph kind and precision builds, checks, and contains the fused ops and none of the unfused chains;
 * parity on the CPU ORT: each graph against the PyTorch reference and against the standard graph
@@ -6,7 +6,7 @@
   exporter's step tolerance 8 eps = 7.8e-3), plus the export's own validation report;
 * a full ``solve`` through the runtime (step graphs and fused segment graph) gives the reference's answers;
 * TensorRT refuses these graphs (export, engine build, runtime trt backend), with the reason;
-* the manifest records the flavour and reads back (an older manifest without it means ``standard``).
+* the manifest records the ops and reads back (an older manifest without it means ``standard``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from hrm.manifest import FLOAT_PRECISIONS, ORT_CONTRIB, STEP_GRAPHS, load_manife
 
 torch = pytest.importorskip("torch")
 
-#: The unfused chains the standard flavour spells out (RMSNorm, RoPE, attention core): none may remain.
+#: The unfused chains the standard graphs spell out (RMSNorm, RoPE, attention core): none may remain.
 UNFUSED = {"Pow", "ReduceMean", "Sqrt", "Div", "Neg", "Softmax", "Transpose", "Concat"}
 
 
@@ -278,7 +278,7 @@ def test_trt_backend_refuses_contrib_variant(contrib_export):
 
 # ---- manifest -----------------------------------------------------------------------------------
 
-def test_manifest_records_and_round_trips_the_flavour(contrib_export, tmp_path):
+def test_manifest_records_and_round_trips_the_ops(contrib_export, tmp_path):
     _, out = contrib_export
     raw = json.loads((out / "manifest.json").read_text())
     assert {v["ops"] for v in raw["variants"].values()} == {ORT_CONTRIB}

@@ -1,5 +1,5 @@
 """On a bundled tiny *trained* model (models/**.safetensors, when present): the runtime solves puzzles
-exactly like the reference does, trained Q head (ACT) included, from both graph flavours (standard and
+exactly like the reference does, trained Q head (ACT) included, from both graph op sets (standard and
 ort-contrib). Skipped until such a model is bundled.
 ``HRM_TRAINED_CHECKPOINT=path`` points it at another checkpoint."""
 
