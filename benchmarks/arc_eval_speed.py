@@ -112,7 +112,7 @@ def main() -> None:
     summary = lines[-1]["summary"]
     challenges = json.loads((prize / "challenges.json").read_text())
     problems = well_formed(json.loads((args.out / "out.json").read_text()), challenges)
-    out = {"command": " ".join(["hrm-run", "DEPLOY", "challenges.json", *cmd[3:]]).replace(str(args.out) + "/", ""),
+    out = {"command": " ".join(["hrm-run", "DEPLOY", *cmd[2:]]).replace(str(args.out) + "/", ""),
            "model": {"hidden": args.hidden, "layers": [args.layers, args.layers], "parameters": int(sum(
                v.size for k, v in tensors.items() if k not in ("H_init", "L_init"))), "weights": "random"},
            "identifiers": len(build.identifiers), "num_aug": args.num_aug, "summary": summary,

@@ -160,6 +160,12 @@ def test_export_records_identifiers_and_prunes_rows(full, pruned, built):
     (pdir / "identifiers.json").write_text(kept.to_json())
 
 
+def test_export_without_identifiers_says_what_that_means(tmp_path, arc_ckpt):
+    notes = []
+    _export(arc_ckpt, tmp_path / "d", progress=lambda e: notes.append(e.message))
+    assert any("no --identifiers" in n and "only the blank identifier 0" in n for n in notes)
+
+
 def test_export_refuses_bad_identifier_requests(tmp_path, arc_ckpt, built):
     ids = built.root / "identifiers.json"
     with pytest.raises(ExportError, match="--tasks needs --identifiers"):
