@@ -28,6 +28,8 @@ from hrm.export.graphs import DEFAULT_OPSET, STEP_GRAPHS, build_graph, check_ops
 from hrm.export.precision import Precision, parse_precisions
 from hrm.export.quantize import quantize_graph
 from hrm.export.writer import EXTERNAL_DATA_THRESHOLD, check_graph, save_graph, save_init
+from hrm.identifiers import PuzzleIdentifiers, select_rows, select_tasks, write_deployment_identifiers
+from hrm.io import sha256_file
 from hrm.manifest import DEFAULT_OPS, STANDARD, Manifest, Variant
 
 
@@ -89,6 +91,7 @@ class ExportReport:
     engine: dict[str, Any] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     ops: str = DEFAULT_OPS
+    identifiers: dict[str, Any] | None = None  # puzzle identifiers recorded / rows kept (see _identifiers)
 
     @property
     def passed(self) -> bool:
@@ -100,7 +103,7 @@ class ExportReport:
                 "config": self.config, "precisions": self.precisions, "opset": self.opset, "ops": self.ops,
                 "passed": self.passed,
                 "graphs": [asdict(g) for g in self.graphs], "validation": self.validation, "engine": self.engine,
-                "seconds": self.seconds}
+                "identifiers": self.identifiers, "seconds": self.seconds}
 
 
 def library_versions() -> dict[str, str | None]:
@@ -189,6 +192,8 @@ def export_deployment(
     provider: str = "auto",
     seed: int = 0,
     ops: str = DEFAULT_OPS,
+    identifiers: str | Path | PuzzleIdentifiers | None = None,
+    tasks: str | Path | Sequence[str] | None = None,
 ) -> ExportReport:
     """Export ``checkpoint`` (ours or official; path or loaded) to the deployment directory ``out_dir``.
 
@@ -200,6 +205,12 @@ def export_deployment(
     ``dataset_json``: sizes for official checkpoints whose config lacks them. Raises
     :class:`hrm.errors.HRMError` subclasses for user errors and :class:`ValidationFailed` when a graph
     does not match the reference; in every failure case nothing is left under ``out_dir``.
+
+    ``identifiers``: the dataset build's ``identifiers.json`` (or its table), recorded in the deployment
+    so the ARC procedure knows which augmentations of which task the model has (:mod:`hrm.identifiers`).
+    ``tasks``: keep only the puzzle-embedding rows of these tasks (ids, or an ARC task file / folder /
+    challenges file) and of id 0, renumbered; the report's ``identifiers`` block says rows and bytes
+    kept. Without ``tasks`` the full table is exported (external data above 1 GiB).
     """
     emit = progress or (lambda event: None)
     out_dir = Path(out_dir).absolute()
@@ -223,6 +234,7 @@ def export_deployment(
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else _load(checkpoint, seq_len, dataset_json)
         timer.note(f"{ckpt.format} checkpoint {ckpt.source.name}: {ckpt.num_parameters:,} parameters, "
                    f"seq_len {ckpt.config.seq_len}, vocab {ckpt.config.vocab_size}")
+        ckpt, names, rows, id_report = _identifiers(ckpt, identifiers, tasks, timer)
     kinds = (*STEP_GRAPHS, "segment") if segment else STEP_GRAPHS
     staging = _staging(out_dir)
     try:
@@ -233,6 +245,10 @@ def export_deployment(
         variants = _write_graphs(ckpt, chosen, kinds, opset, staging, external_data_threshold, timer, report, ops,
                                  sources)
         init = save_init(staging, ckpt.tensors)
+        id_entry = None
+        if names is not None:
+            id_entry = write_deployment_identifiers(staging, names, rows, id_report["source"])
+            report.identifiers = id_report
         if validate:
             _validate(ckpt, chosen, variants, staging, timer, report, validation_batch, chain_segments, provider, seed,
                       sources)
@@ -247,7 +263,7 @@ def export_deployment(
                 exporter["tensorrt"] = {"flavour": trt.flavour, "version": trt.version}
             Manifest(config=ckpt.config, task=ckpt.task, variants=variants, init=init, source=report.source,
                      exporter=exporter, default_halting="act", root=staging,
-                     halt_rule=ckpt.config.halt_rule).save()
+                     halt_rule=ckpt.config.halt_rule, identifiers=id_entry).save()
             _publish(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -264,6 +280,65 @@ def _check_validation_deps() -> None:
     if missing:
         raise ExportError(f"validation needs {', '.join(missing)}: pip install 'hrm-deploy[export]' "
                           "(or pass --no-validate to skip the parity checks)")
+
+
+def _identifiers(ckpt: Checkpoint, identifiers: str | Path | PuzzleIdentifiers | None,
+                 tasks: str | Path | Sequence[str] | None, timer: "_Timer"
+                 ) -> tuple[Checkpoint, PuzzleIdentifiers | None, np.ndarray | None, dict[str, Any] | None]:
+    """Check the identifiers against the checkpoint and, with ``tasks``, keep only their rows.
+
+    Returns the (possibly pruned) checkpoint, the names to record, the kept rows (None: all) and the
+    report block. Every mismatch is an ExportError before any graph is built."""
+    n = ckpt.config.num_puzzle_identifiers
+    if identifiers is None:
+        if tasks is not None:
+            raise ExportError("--tasks needs --identifiers: the puzzle-embedding rows of a task are found by "
+                              "name in the dataset build's identifiers.json")
+        if ckpt.task and ckpt.task.get("name") == "arc":
+            timer.note(f"no --identifiers: the {n:,} puzzle-embedding rows have no names, so hrm-run can use only "
+                       "the blank identifier 0, un-augmented (pass the dataset's identifiers.json for the official "
+                       "augment-and-vote procedure)")
+        return ckpt, None, None, None
+    ids = identifiers if isinstance(identifiers, PuzzleIdentifiers) else PuzzleIdentifiers.read(identifiers)
+    if len(ids) != n:
+        raise ExportError(f"{ids.source}: {len(ids):,} puzzle names, but the checkpoint's puzzle embedding has {n:,} "
+                          "rows (num_puzzle_identifiers): identifiers.json of another dataset build?")
+    width = ckpt.config.puzzle_len * ckpt.config.hidden_size  # row width as exported (embed pads to P x D)
+    source = {"file": str(ids.source), "count": len(ids),
+              **({"sha256": sha256_file(ids.source)} if Path(ids.source).is_file() else {})}
+    report: dict[str, Any] = {"source": source, "count": n, "source_count": n, "tasks": len(ids.by_task),
+                              "table_bytes_fp32": {"before": n * width * 4, "after": n * width * 4}}
+    if tasks is None:
+        timer.note(f"identifiers: {n:,} puzzle names for {len(ids.by_task):,} tasks recorded (full table)")
+        return ckpt, ids, None, report
+    task_ids = _task_ids(tasks)
+    sel = select_tasks(ids, task_ids)
+    if sel.missing:
+        raise ExportError(f"--tasks: {len(sel.missing)} of {len(task_ids)} tasks have no identifier in {ids.source} "
+                          f"(first: {', '.join(sel.missing[:3])}): the model was not trained on them")
+    pruned = select_rows(ckpt, sel.rows)
+    report.update(count=sel.count, tasks=len(task_ids),
+                  table_bytes_fp32={"before": n * width * 4, "after": sel.count * width * 4})
+    timer.note(f"identifiers: kept {sel.count:,} of {n:,} puzzle-embedding rows ({len(task_ids)} tasks + the blank "
+               f"id); table {n * width * 4 / 2**20:,.1f} MiB -> {sel.count * width * 4 / 2**20:,.1f} MiB (fp32)")
+    return pruned, sel.identifiers, sel.rows, report
+
+
+def _task_ids(tasks: str | Path | Sequence[str]) -> list[str]:
+    """Task ids from an ARC task file / folder / challenges file, or a list of ids."""
+    if isinstance(tasks, (str, Path)):
+        from hrm.tasks.arc_inputs import read_arc_inputs
+
+        read = read_arc_inputs([str(tasks)])
+        if read.errors:
+            raise ExportError(f"--tasks: {read.errors[0]}" + (f" (and {len(read.errors) - 1} more)"
+                                                              if len(read.errors) > 1 else ""))
+        ids = [r.task_id for r in read.records]
+    else:
+        ids = [str(t) for t in tasks]
+    if not ids:
+        raise ExportError(f"--tasks {tasks}: no tasks found")
+    return ids
 
 
 def _load(path: str | Path, seq_len: int | None, dataset_json: str | Path | None) -> Checkpoint:

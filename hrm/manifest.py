@@ -143,6 +143,8 @@ class Manifest:
     default_halting: str = "act"
     root: Path = Path(".")
     halt_rule: str = DEFAULT_HALT_RULE
+    #: ``puzzle_identifiers`` block (``hrm.identifiers``): the names of the puzzle-embedding rows, or None
+    identifiers: dict[str, Any] | None = None
 
     # ---- access ------------------------------------------------------------------------------
     @property
@@ -165,6 +167,7 @@ class Manifest:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
                 "task": self.task, "recurrence": self.recurrence, "source": self.source,
                 "exporter": self.exporter, "init": self.init,
+                **({"puzzle_identifiers": self.identifiers} if self.identifiers else {}),
                 "variants": {k: v.to_dict() for k, v in self.variants.items()}}
 
     def save(self, root: str | Path | None = None) -> Path:
@@ -177,6 +180,8 @@ class Manifest:
     def verify_files(self, precision: str | None = None, engines: bool = False) -> None:
         """Re-hash the files the runtime will read; a changed byte raises ManifestError naming the file."""
         files: list[tuple[str, str]] = [(e["file"], e["sha256"]) for e in self.init.values()]
+        if self.identifiers:
+            files += [(e["file"], e["sha256"]) for e in (self.identifiers, self.identifiers.get("rows")) if e]
         for name, var in self.variants.items():
             if precision is not None and name != precision:
                 continue
@@ -257,12 +262,29 @@ def load_manifest(root: str | Path, verify: bool = True, precision: str | None =
                         source=raw.get("source") or {}, exporter=raw.get("exporter") or {},
                         default_halting=rec.get("default_halting", "act"), root=root,
                         halt_rule=_known(rec.get("halt_rule", DEFAULT_HALT_RULE), HALT_RULES, "halt_rule",
-                                         f"{where} [recurrence]"))
+                                         f"{where} [recurrence]"),
+                        identifiers=_identifiers(raw, where))
     for key in ("H_init", "L_init"):
         _require(manifest.init, key, f"{where} [init]")
     if verify:
         manifest.verify_files(precision)
     return manifest
+
+
+def _identifiers(raw: dict[str, Any], where: str) -> dict[str, Any] | None:
+    """``puzzle_identifiers`` (optional): the file naming each puzzle-embedding row, and for a pruned
+    table the file mapping each row to the source checkpoint's row (see ``hrm.identifiers``)."""
+    entry = raw.get("puzzle_identifiers")
+    if entry is None:
+        return None
+    bwhere = f"{where} [puzzle_identifiers]"
+    _require(entry, "file", bwhere)
+    _require(entry, "sha256", bwhere)
+    rows = entry.get("rows")
+    if rows is not None:
+        _require(rows, "file", f"{bwhere}.rows")
+        _require(rows, "sha256", f"{bwhere}.rows")
+    return entry
 
 
 def _known(value: str, known: tuple[str, ...], key: str, where: str) -> str:

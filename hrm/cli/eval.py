@@ -21,7 +21,8 @@ from hrm.manifest import PRECISIONS
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--dataset", default="generated", show_default=True,
               help="'generated' (the task's generator) or a PATH: our .npz or an official dataset folder")
-@click.option("--n", "n", type=click.IntRange(min=1), default=None, help="at most N puzzles [default: all; 256 generated]")
+@click.option("--n", "n", type=click.IntRange(min=1), default=None,
+              help="at most N puzzles (ARC dataset folders: N tasks) [default: all; 256 generated]")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the generated dataset")
 @click.option("--backend", type=click.Choice(["ort", "trt", "torch"]), default="ort", show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
@@ -63,6 +64,21 @@ def main(model: Path, dataset: str, n: int | None, seed: int, backend: str, devi
                                      param_hint="--fused")
         options["fused"] = True
     with Session(root, backend=backend, device=device, precision=precision, batch=batch, **options) as session:
+        task = session.task
+        if task is not None and task.name == "arc" and Path(dataset).is_dir():
+            from hrm.tasks.arc_eval import evaluate_arc_dataset
+
+            arc = evaluate_arc_dataset(session, dataset, haltings=modes, ks=(1, 2, 10), max_tasks=n,
+                                       max_segments=max_segments)
+            arc.update(model=str(model), deployment=str(root), backend=backend, device=device, precision=precision)
+            if json_path is not None:
+                text = json.dumps(arc, indent=2)
+                if str(json_path) == "-":
+                    click.echo(text)
+                    return
+                write_text_atomic(json_path, text + "\n")
+            _print_arc(arc)
+            return
         count = n if n is not None else (256 if dataset == "generated" else None)
         puzzles = load_puzzles(dataset, session.deployment, n=count, seed=seed)
         report = evaluate(session, puzzles, haltings=modes, group_key=None if group_key == "none" else group_key,
@@ -96,4 +112,21 @@ def _print_table(report) -> None:
             saved = 1 - s.mean_segments / m["max_segments"]
             t.add_row(group, str(s.n), halting, _pct(s.exact), _pct(s.valid), f"{s.mean_segments:.2f}",
                       f"{s.p50_segments:g}", f"{saved:.0%}" if halting == "act" else "-")
+    Console(highlight=False, width=max(Console().width, 110)).print(t)
+
+
+def _print_arc(report: dict) -> None:
+    """pass@k per halting mode, as the official notebook prints them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{report['model']}: {report['backend']} {report['precision']} on {report['device']}, ARC "
+                    f"{report['dataset']} ({report['split']}): {report['tasks']} tasks, {report['puzzles']} puzzles"
+                    + (f", {report['skipped_puzzles']} not in the deployment" if report["skipped_puzzles"] else ""))
+    t.add_column("halting")
+    for k in report["ks"]:
+        t.add_column(f"pass@{k}", justify="right")
+    t.add_column("seconds", justify="right")
+    for halting, s in report["scores"].items():
+        t.add_row(halting, *(_pct(s[f"pass@{k}"]) for k in report["ks"]), f"{s['seconds']:.1f}")
     Console(highlight=False, width=max(Console().width, 110)).print(t)

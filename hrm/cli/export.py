@@ -57,6 +57,12 @@ def _fail(message: str, code: int = 1) -> None:
               help="TensorRT flavour; auto prefers tensorrt, else tensorrt_rtx (env HRM_TRT_FLAVOUR overrides auto).")
 @click.option("--rtx-compute-capability", "rtx_cc", multiple=True,
               help="TensorRT-RTX target, e.g. 8.9 or 12.0 or 'current' (repeatable; default: RTX's own targets).")
+@click.option("--identifiers", type=click.Path(path_type=Path), default=None,
+              help="The dataset build's identifiers.json (puzzle id -> name, e.g. ARC '0a1b2c3d_t5_0312456789'): "
+                   "recorded in the deployment so hrm-run can run the official augment-and-vote procedure.")
+@click.option("--tasks", type=click.Path(path_type=Path), default=None,
+              help="Keep only the puzzle-embedding rows of these tasks (an ARC task file, a folder of them or a "
+                   "challenges file) and id 0, renumbered: an edge-sized embedding. Needs --identifiers.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
 @click.option("--seq-len", type=click.IntRange(1), default=None,
@@ -66,7 +72,8 @@ def _fail(message: str, code: int = 1) -> None:
 def main(checkpoint: Path, out: Path, precision: str, opset: int, ops: str, segment: bool, validate: bool,
          validation_batch: int, validation_provider: str, engine: bool, min_batch: int, opt_batch: int, max_batch: int,
          timing_cache: Path | None, builder_optimization_level: int | None, trt_flavour: str,
-         rtx_cc: tuple[str, ...], force: bool, as_json: bool, seq_len: int | None, dataset_json: Path | None) -> None:
+         rtx_cc: tuple[str, ...], identifiers: Path | None, tasks: Path | None, force: bool, as_json: bool,
+         seq_len: int | None, dataset_json: Path | None) -> None:
     """Export an HRM checkpoint to ONNX (+ TensorRT) and prove it matches the PyTorch model."""
     from rich.console import Console
 
@@ -81,7 +88,7 @@ def main(checkpoint: Path, out: Path, precision: str, opset: int, ops: str, segm
         report = export_deployment(checkpoint, out, precisions=precision, opset=opset, validate=validate,
                                    engine=engine_opts, force=force, segment=segment, progress=progress,
                                    seq_len=seq_len, dataset_json=dataset_json, validation_batch=validation_batch,
-                                   provider=validation_provider, ops=ops)
+                                   provider=validation_provider, ops=ops, identifiers=identifiers, tasks=tasks)
     except HRMError as exc:
         progress.close()
         failed = getattr(exc, "report", None)
@@ -138,6 +145,12 @@ def _emit(console: Any, report: Any, as_json: bool) -> None:
                 console.print(f"  {name}: {n} int8 weights within half a step of fp32; after quantization, vs fp32: "
                               f"l_step max_rel {d['l_step']:.2e}, chain {d['chain']:.2e}, argmax agreement "
                               f"{d['chain_prediction_agreement']:.1%} (not gated; gate: hrm-parity --precision {name})")
+        ids = report.identifiers
+        if ids:
+            t = ids["table_bytes_fp32"]
+            console.print(f"  puzzle identifiers: {ids['count']:,} of {ids['source_count']:,} rows kept "
+                          f"({ids['tasks']:,} tasks); embedding table {t['before'] / 2**20:,.1f} MiB -> "
+                          f"{t['after'] / 2**20:,.1f} MiB (fp32)")
         state = "[green]validated[/]" if report.validation else "[yellow]not validated (--no-validate)[/]"
         if report.validation and not report.passed:
             state = "[red]VALIDATION FAILED[/]"

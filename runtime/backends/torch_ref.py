@@ -19,6 +19,17 @@ from hrm.manifest import QUANTIZED, STATE_DTYPES
 from hrm.runtime.backends.base import Backend, BackendError, Heads
 
 
+def _same_rows(ckpt: Any, manifest: Any) -> Any:
+    """A deployment exported with ``--tasks`` keeps a subset of the puzzle-embedding rows: select the
+    same rows from the full checkpoint (``hrm.identifiers``)."""
+    from hrm.identifiers import deployment_rows, select_rows
+
+    rows = deployment_rows(manifest)
+    if rows is None or ckpt.config.num_puzzle_identifiers == rows.size:
+        return ckpt
+    return select_rows(ckpt, rows)
+
+
 class TorchBackend(Backend):
     """Runs ``HRM.embed / l_step / h_step / heads`` with torch on the CPU or CUDA."""
 
@@ -65,7 +76,7 @@ class TorchBackend(Backend):
 
         man = self.deployment.manifest
         if self.checkpoint is not None:
-            return load_checkpoint(self.checkpoint)
+            return _same_rows(load_checkpoint(self.checkpoint), man)
         src = man.source or {}
         if not src.get("path"):
             raise ManifestError(f"{man.root / 'manifest.json'}: no source checkpoint recorded; pass checkpoint=PATH (--checkpoint)")
@@ -80,7 +91,7 @@ class TorchBackend(Backend):
         if want and ckpt.sha256 != want:
             raise ManifestError(f"{found}: sha256 {ckpt.sha256[:16]}... differs from the manifest's {want[:16]}... "
                                 "(the checkpoint changed after export; re-export or pass checkpoint=PATH)")
-        return ckpt
+        return _same_rows(ckpt, man)
 
     def deactivate_impl(self) -> None:
         self._state.clear()

@@ -164,8 +164,11 @@ def test_arc_json(tmp_path_factory, tmp_path):
     (tmp_path / "broken.json").write_text('{"train": [], "test": [{"input": [[1, 2]]}\n')
     r = run(d, "--json", "--max-segments", "1", tmp_path / "t1.json", tmp_path / "broken.json")
     assert r.exit_code == 1
-    res, errs, _ = records(r.output)
-    assert len(res) == 2 and res[0]["correct"] in (True, False) and res[1]["correct"] is None
+    lines = [json.loads(line) for line in r.output.splitlines() if line.startswith("{")]
+    (task,) = [x for x in lines if "task_id" in x]  # ARC: one line per task (the official procedure)
+    assert task["task_id"] == "t1" and len(task["tests"]) == 2
+    assert task["tests"][0]["pass@1"] in (True, False) and task["tests"][1]["pass@1"] is None
+    errs = [x for x in lines if "error" in x]
     assert errs[0]["source"] == str(tmp_path / "broken.json") and errs[0]["line"] is not None
 
 

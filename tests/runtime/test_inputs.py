@@ -51,3 +51,14 @@ def test_token_lines_for_task_less_deployments():
     with pytest.raises(Exception, match="outside the vocabulary"):
         t.parse("1 2 3 9", "x")
     assert t.render([1, 2, 3, 4], highlight=[False, True, False, False]) == "1 2* 3 4"
+
+
+def test_arc_challenges_go_per_task():
+    """The hook for contract C2: a task that reports records itself (ARC) keeps its good tasks."""
+    arc = get_task("arc")
+    good = {"train": [], "test": [{"input": [[1]]}, {"input": [[2, 3]]}]}
+    text = '{"a": ' + str(good).replace("'", '"') + ',\n "b": {"train": [], "test": [{"input": [[1], [2, 3]]}]},\n' \
+           ' "c": ' + str(good).replace("'", '"') + '}'
+    puzzles, errors = parse_lenient(arc, text, "c.json")
+    assert [p.meta["task_id"] for p in puzzles] == ["a", "a", "c", "c"]
+    assert len(errors) == 1 and errors[0].line == 2 and "task b: test[0].input: row 2 has 2 cells" in errors[0].message

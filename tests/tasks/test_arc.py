@@ -1,4 +1,4 @@
-"""ARC: JSON validation, canvas encoding/crop against the official rules, augmentations, voting."""
+"""ARC: JSON validation (per task), canvas encoding/crop against the official rules, augmentations, voting."""
 
 from __future__ import annotations
 
@@ -12,26 +12,17 @@ from hypothesis.extra import numpy as hnp
 
 from hrm.errors import ParseError
 from hrm.tasks import get_task
-from hrm.tasks.arc import (
+from hrm.tasks.arc import ArcRecord, crop, encode_grid, encode_pair, load_arc_json, render_side_by_side
+from hrm.tasks.arc_augment import (
     DIHEDRAL_INVERSE,
-    ArcRecord,
-    ArcVoter,
-    Candidate,
-    aug_name,
-    augment,
-    crop,
+    IDENTITY,
+    Augmentation,
     dihedral,
-    encode_grid,
-    encode_pair,
     inverse_dihedral,
-    invert_prediction,
-    load_arc_json,
-    parse_aug_name,
-    pass_at_k,
+    random_augmentations,
     random_color_perm,
-    transform_grid,
-    vote,
 )
+from hrm.tasks.arc_vote import ArcVoter, Candidate, pass_at_k, vote
 
 TASK = {
     "train": [
@@ -49,7 +40,7 @@ grids = hnp.arrays(
     st.tuples(st.integers(1, 30), st.integers(1, 30)),
     elements=st.integers(0, 9),
 )
-perms = st.permutations(list(range(1, 10))).map(lambda p: np.array([0, *p]))
+perms = st.permutations(list(range(1, 10))).map(lambda p: (0, *p))
 
 
 # -- oracles: the official semantics, written out cell by cell --------------------------------------
@@ -171,8 +162,35 @@ def test_malformed_task_names_file_and_pair(task: dict, message: str) -> None:
 
 
 def test_malformed_multi_task_names_the_task() -> None:
-    with pytest.raises(ParseError, match=r"t.json: bbb: train\[1\].input: row 2"):
+    with pytest.raises(ParseError, match=r"t.json:\d+: task bbb: train\[1\].input: row 2"):
         get_task("arc").parse(json.dumps({"aaa": TASK, "bbb": _bad("train.1.input", [[1, 2], [3]])}), "t.json")
+
+
+def test_parse_records_refuses_bad_tasks_and_keeps_the_others() -> None:
+    """Contract C2: one item per record; a bad task is one ParseError naming task, pair, field and the
+    line where the task starts; the good tasks around it still give their puzzles."""
+    big = [[0] * 31] * 2
+    tasks = {"aaa": TASK, "bbb": _bad("test.0.input", big), "ccc": _bad("train.0.output", [[1, 12]]),
+             "ddd": _bad("train.1.input", [[1, 2], [3]]), "eee": {"train": "x", "test": []}, "fff": TASK}
+    text = json.dumps(tasks, indent=1)
+    items = get_task("arc").parse_records(text, "c.json")
+    kinds = [type(x).__name__ for x in items]
+    assert kinds == ["Puzzle", "Puzzle", "ParseError", "ParseError", "ParseError", "ParseError", "Puzzle", "Puzzle"]
+    errs = [x for x in items if isinstance(x, ParseError)]
+    assert [e.message.split(":")[0] for e in errs] == ["task bbb", "task ccc", "task ddd", "task eee"]
+    assert "test[0].input: row 1 has 31 cells" in errs[0].message
+    assert "train[0].output: row 1, column 2: 12 is not a colour 0-9" in errs[1].message
+    assert "train[1].input: row 2 has 1 cells, row 1 has 2 (ragged grid)" in errs[2].message
+    assert "'train' must be a list of pairs" in errs[3].message
+    lines = text.split("\n")
+    for e, tid in zip(errs, ["bbb", "ccc", "ddd", "eee"]):
+        assert lines[e.line - 1].strip().startswith(f'"{tid}"'), (e.line, tid)
+    assert [p.meta["task_id"] for p in items if not isinstance(p, ParseError)] == ["aaa", "aaa", "fff", "fff"]
+    # broken JSON: one error with its line; parse() keeps raising the first error
+    (bad,) = get_task("arc").parse_records('{"a": {"train": [],\n "test": [}}', "b.json")
+    assert bad.line == 2 and "invalid JSON" in bad.message
+    with pytest.raises(ParseError, match="task bbb"):
+        get_task("arc").parse(text, "c.json")
 
 
 def test_invalid_json_names_line_and_column() -> None:
@@ -259,44 +277,67 @@ def test_dihedral_numbering_matches_official() -> None:
         dihedral(a, 8)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(g=grids, tid=st.integers(0, 7), perm=perms)
-def test_augmentations_invert_exactly(g: np.ndarray, tid: int, perm: np.ndarray) -> None:
-    t = transform_grid(g, tid, perm)
-    # colours map first, then the transform (they commute; check against the official order)
-    assert np.array_equal(t, OFFICIAL_DIHEDRAL[tid](perm[g]))
-    assert np.array_equal(invert_prediction(t, tid, perm), g)
+def test_augmentations_invert_exactly(g: np.ndarray, tid: int, perm: tuple) -> None:
+    """Every one of the 8 transforms with random colour permutations: the inverse maps back exactly,
+    and the name round-trips (what the vote relies on)."""
+    aug = Augmentation(tid, perm)
+    t = aug.apply(g)
+    # colours map first, then the transform, as the official builder does
+    assert np.array_equal(t, OFFICIAL_DIHEDRAL[tid](np.array(perm)[g]))
+    assert np.array_equal(aug.invert(t), g)
     assert np.array_equal(inverse_dihedral(dihedral(g, tid), tid), g)
     assert ((t == 0) == (OFFICIAL_DIHEDRAL[tid](g) == 0)).all()  # colour 0 stays 0
-    base, tid2, perm2 = parse_aug_name(aug_name("abc123", tid, perm))
-    assert (base, tid2) == ("abc123", tid) and np.array_equal(perm2, perm)
+    # the official notebook's inverse: argsort of the name's digits, inverse dihedral
+    suffix = aug.name("abc123").split("_")[-2:] if not aug.is_identity else ["t0", "0123456789"]
+    official = np.argsort([int(c) for c in suffix[1]])[OFFICIAL_DIHEDRAL[DIHEDRAL_INVERSE[int(suffix[0][1:])]](t)]
+    assert np.array_equal(official, g)
+    assert Augmentation.parse(aug.name("abc123")) == ("abc123", aug)
+    assert Augmentation.parse(aug.name("my_task_2")) == ("my_task_2", aug)  # ids with underscores
 
 
 def test_random_color_perm_fixes_black() -> None:
     rng = np.random.default_rng(0)
     ps = [random_color_perm(rng) for _ in range(50)]
-    assert all(p[0] == 0 and sorted(p.tolist()) == list(range(10)) for p in ps)
-    assert len({tuple(p) for p in ps}) == 50
-    with pytest.raises(ValueError):
-        transform_grid(np.zeros((2, 2), int), 0, [0, 1, 2])
+    assert all(p[0] == 0 and sorted(p) == list(range(10)) for p in ps)
+    assert len(set(ps)) == 50
+    with pytest.raises(ValueError, match="permutation of 0..9"):
+        Augmentation(0, (0, 1, 2))
+    with pytest.raises(ValueError, match="keeps colour 0"):
+        Augmentation(0, (1, 0, 2, 3, 4, 5, 6, 7, 8, 9))
+    with pytest.raises(ValueError, match="0..7"):
+        Augmentation(8)
+
+
+def test_random_augmentations_are_distinct_like_the_official_builder() -> None:
+    """Augmented tasks that coincide (a symmetric, one-colour task) are dropped: the builder keeps only
+    distinct puzzles, so such a task gets fewer than asked."""
+    rng = np.random.default_rng(0)
+    (rec,) = load_arc_json(json.dumps(TASK), "x.json")
+    augs = random_augmentations([*rec.train, *rec.test], 30, rng)
+    assert len(augs) == 30 and len(set(augs)) == 30 and IDENTITY not in augs
+    plain = np.zeros((3, 3), int)
+    plain[1, 1] = 1  # symmetric under all 8 transforms: only the 9 recolourings of the centre differ
+    augs = random_augmentations([(plain, plain)], 30, np.random.default_rng(0))
+    assert len(augs) == 8 and len({a.apply(plain).tobytes() for a in augs}) == 8
 
 
 def test_aug_names_like_the_official_builder() -> None:
-    perm = np.array([0, 3, 1, 2, 4, 5, 6, 7, 8, 9])
-    assert aug_name("007bbfb7", 5, perm) == "007bbfb7_t5_0312456789"
-    assert parse_aug_name("007bbfb7")[0] == "007bbfb7" and parse_aug_name("007bbfb7")[1] == 0
-    # official inverse: argsort of the digit string
-    assert np.array_equal(np.argsort(list("0312456789")), np.argsort(perm))
+    perm = (0, 3, 1, 2, 4, 5, 6, 7, 8, 9)
+    assert Augmentation(5, perm).name("007bbfb7") == "007bbfb7_t5_0312456789"
+    assert Augmentation(5, perm).suffix == "t5_0312456789"
+    assert Augmentation.parse("007bbfb7") == ("007bbfb7", IDENTITY) and IDENTITY.name("007bbfb7") == "007bbfb7"
 
 
 def test_augment_record_and_invert_predictions() -> None:
     (rec,) = load_arc_json(json.dumps(TASK), "x.json")
-    perm = np.array([0, 9, 8, 7, 6, 5, 4, 3, 2, 1])
-    aug = augment(rec, 1, perm)
+    a = Augmentation(1, (0, 9, 8, 7, 6, 5, 4, 3, 2, 1))
+    aug = rec.augmented(a)
     assert aug.task_id == "x_t1_0987654321"
     for (i, o), (ai, ao) in zip(rec.train + rec.test, aug.train + aug.test):
-        assert np.array_equal(invert_prediction(ai, 1, perm), i)
-        assert np.array_equal(invert_prediction(ao, 1, perm), o)
+        assert np.array_equal(a.invert(ai), i)
+        assert np.array_equal(a.invert(ao), o)
     assert aug.to_json()["test"][1] == {"input": [[3]], "output": [[3]]}
 
 
@@ -340,11 +381,9 @@ def test_voter_end_to_end_with_augmented_runs() -> None:
     voter = ArcVoter()
     for k, (inp, out) in enumerate(rec.test):
         for j in range(6):
-            tid, perm = int(rng.integers(8)), random_color_perm(rng)
-            name = aug_name(rec.task_id, tid, perm)
-            seen_in = transform_grid(inp, tid, perm)
-            right = transform_grid(out, tid, perm)
-            wrong = transform_grid(np.full_like(out, 4), tid, perm)
+            a = Augmentation(int(rng.integers(8)), random_color_perm(rng))
+            name = a.name(rec.task_id)
+            seen_in, right, wrong = a.apply(inp), a.apply(out), a.apply(np.full_like(out, 4))
             # test 0: 3 right + 3 wrong, the wrong ones are more confident -> right only at k=2
             # test 1: always right
             pred = right if (k == 1 or j % 2 == 0) else wrong
@@ -363,10 +402,10 @@ def test_voter_end_to_end_with_augmented_runs() -> None:
 def test_generate_synthetic_tasks_are_consistent() -> None:
     t = get_task("arc")
     for p in t.generate(5, np.random.default_rng(0)):
-        tid, perm = p.meta["rule"]
+        rule = p.meta["rule"]
         for i, o in p.meta["train"]:
-            assert np.array_equal(transform_grid(i, tid, perm), o)
-        assert np.array_equal(transform_grid(p.meta["input"], tid, perm), t.decode(p.label))
+            assert np.array_equal(rule.apply(i), o)
+        assert np.array_equal(rule.apply(p.meta["input"]), t.decode(p.label))
         assert t.check(p, p.label).correct
 
 
@@ -380,3 +419,13 @@ def test_render_canvas_color_and_highlight() -> None:
     assert len(canvas) == 30 and canvas[0].startswith("1 2 $ . .") and canvas[2].startswith("$ $ .")
     assert "\x1b[97;48;2;0;116;217m1 " in t.render(tokens, color=True)
     assert t.render(np.zeros(900, int)) == "(empty grid)"
+
+
+def test_render_side_by_side_aligns_titled_grids() -> None:
+    text = render_side_by_side([("input", np.arange(6).reshape(2, 3)), ("attempt 1", np.ones((3, 1), int)),
+                                ("expected", None), ("none", np.zeros((0, 0), int))])
+    assert text.split("\n") == ["input   attempt 1   expected   none",
+                                 "0 1 2   1           -          (empty grid)",
+                                 "3 4 5   1", "        1"]
+    coloured = render_side_by_side([("in", np.zeros((1, 2), int)), ("out", np.ones((1, 1), int))], color=True)
+    assert coloured.count("\x1b[0m") == 3 and coloured.split("\n")[0] == "in     out"
