@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 from urllib.parse import quote, unquote
@@ -172,9 +172,9 @@ class ResolvedCheckpoint:
     config: Path | None = None  # all_config.yaml (official weights only)
     found: str = "named directly"  # why this weight file
     ignored: tuple[str, ...] = ()  # other files beside it, not used
-    hub: Mapping[str, Any] | None = None  # repo, requested, revision (commit), file, endpoint, cache
+    hub: Mapping[str, Any] | None = None  # repo, requested, revision (commit), file, config, endpoint[, offline]
     sha256: str | None = None  # what the source promises for the weight file (the Hub's LFS hash)
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()  # e.g. that the hub was offline and the cache stood in
 
     def describe(self) -> list[str]:
         """Lines for ``hrm-ckpt info`` and ``hrm-export``'s progress: what was found, from where."""

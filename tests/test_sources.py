@@ -129,3 +129,13 @@ def test_unknown_file_format_named(tmp_path):
         format_of(tmp_path / "weights.txt")
     with pytest.raises(CheckpointError, match="no such file or directory"):
         resolve_local(tmp_path / "missing")
+
+
+def test_hf_source_without_huggingface_hub_says_what_to_install(monkeypatch):
+    import sys
+
+    from hrm.sources import resolve_checkpoint
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if not installed: import raises ImportError
+    with pytest.raises(CheckpointError, match=r"hf:// sources need huggingface_hub: pip install 'hrm-deploy\[hub\]'"):
+        resolve_checkpoint("hf://o/r")
