@@ -186,6 +186,7 @@ def export_deployment(
     *,
     seq_len: int | None = None,
     dataset_json: str | Path | None = None,
+    task: Mapping[str, Any] | None = None,
     external_data_threshold: int = EXTERNAL_DATA_THRESHOLD,
     validation_batch: int = 2,
     chain_segments: int = 3,
@@ -201,8 +202,10 @@ def export_deployment(
     :mod:`hrm.export.quantize`; ONNX Runtime CPU only, so no engines for it). ``segment``: also export the fused ``segment`` graph.
     ``ops``: the graph ops, ``standard`` (opset-17 primitives; TensorRT parses them) or
     ``ort-contrib`` (ONNX Runtime's fused com.microsoft ops, :mod:`hrm.export.contrib`; no engines).
-    ``engine``: build TensorRT engines with these options (None: no engines). ``seq_len`` /
-    ``dataset_json``: sizes for official checkpoints whose config lacks them. Raises
+    ``engine``: build TensorRT engines with these options (None: no engines). ``checkpoint`` is anything
+    :func:`hrm.checkpoint.load_checkpoint` takes (file, published folder, ``hf://``). ``seq_len`` /
+    ``dataset_json``: sizes for official checkpoints whose config lacks them; ``task`` (metadata): the
+    task to record instead of the checkpoint's or the inferred one. Raises
     :class:`hrm.errors.HRMError` subclasses for user errors and :class:`ValidationFailed` when a graph
     does not match the reference; in every failure case nothing is left under ``out_dir``.
 
@@ -231,16 +234,18 @@ def export_deployment(
     timer = _Timer(emit)
 
     with timer("load", "loading checkpoint"):
-        ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else _load(checkpoint, seq_len, dataset_json)
+        ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(
+            checkpoint, seq_len=seq_len, dataset_json=dataset_json, task=task)
+        for line in ckpt.notes():
+            timer.note(line)
         timer.note(f"{ckpt.format} checkpoint {ckpt.source.name}: {ckpt.num_parameters:,} parameters, "
                    f"seq_len {ckpt.config.seq_len}, vocab {ckpt.config.vocab_size}")
         ckpt, names, rows, id_report = _identifiers(ckpt, identifiers, tasks, timer)
     kinds = (*STEP_GRAPHS, "segment") if segment else STEP_GRAPHS
     staging = _staging(out_dir)
     try:
-        report = ExportReport(out_dir, out_dir / "manifest.json",
-                              {"path": str(Path(ckpt.source).absolute()), "format": ckpt.format, "sha256": ckpt.sha256},
-                              ckpt.config.to_dict(), [p.name for p in chosen], opset, ops=ops)
+        report = ExportReport(out_dir, out_dir / "manifest.json", ckpt.provenance(), ckpt.config.to_dict(),
+                              [p.name for p in chosen], opset, ops=ops)
         sources: dict[str, dict[str, Path]] = {}
         variants = _write_graphs(ckpt, chosen, kinds, opset, staging, external_data_threshold, timer, report, ops,
                                  sources)
@@ -339,15 +344,6 @@ def _task_ids(tasks: str | Path | Sequence[str]) -> list[str]:
     if not ids:
         raise ExportError(f"--tasks {tasks}: no tasks found")
     return ids
-
-
-def _load(path: str | Path, seq_len: int | None, dataset_json: str | Path | None) -> Checkpoint:
-    kwargs: dict[str, Any] = {}
-    if seq_len is not None:
-        kwargs["seq_len"] = seq_len
-    if dataset_json is not None:
-        kwargs["dataset_json"] = dataset_json
-    return load_checkpoint(path, **kwargs)
 
 
 def _write_graphs(ckpt: Checkpoint, chosen: Sequence[Precision], kinds: Sequence[str], opset: int, staging: Path,

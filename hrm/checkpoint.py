@@ -1,8 +1,9 @@
-"""Checkpoints: ours (one safetensors file) and the official ``step_N`` pickles.
+"""Checkpoints: ours (one safetensors file) and the official ``step_N`` / ``checkpoint`` pickles.
 
 Both load into one torch-free :class:`Checkpoint` whose tensors are numpy arrays keyed by the official
 names, so export can run without torch on our format. Every mismatch names the tensor, the expected
-shape (from the config) and the shape found.
+shape (from the config) and the shape found. Which file a path, folder or ``hf://`` reference means is
+:mod:`hrm.sources`' job; the sizes an official config lacks come from :mod:`hrm.tasks.infer`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,11 +21,11 @@ import numpy as np
 from hrm.config import HRMConfig, load_official_config
 from hrm.errors import CheckpointError, ConfigError
 from hrm.io import atomic_path, sha256_file
+from hrm.sources import CONFIG_NAME, ResolvedCheckpoint, config_for, resolve_checkpoint
 
 FORMAT = "hrm-deploy-checkpoint"
 FORMAT_VERSION = "1"
 OFFICIAL_PREFIXES = ("_orig_mod.", "model.", "inner.")
-_STEP_RE = re.compile(r"^step_\d+$")
 
 
 @dataclass
@@ -36,10 +38,25 @@ class Checkpoint:
     source: Path
     sha256: str
     format: str  # "hrm" | "official"
+    origin: ResolvedCheckpoint | None = None  # how the source was resolved (folder rule, hf://)
+    inferred: tuple[str, ...] = ()  # what was inferred while loading ("task sudoku 9x9 inferred from ...")
 
     @property
     def num_parameters(self) -> int:
         return param_count(self.config)
+
+    def notes(self) -> list[str]:
+        """What was found and inferred, as sentences for the user (hrm-ckpt info, hrm-export)."""
+        return (self.origin.describe() if self.origin else []) + list(self.inferred)
+
+    def provenance(self) -> dict[str, Any]:
+        """The manifest's ``source`` block: the file, its format and sha256, how it was found, what was inferred."""
+        out: dict[str, Any] = {"path": str(Path(self.source).absolute()), "format": self.format, "sha256": self.sha256}
+        if self.origin is not None:
+            out.update(self.origin.to_dict())
+        if self.inferred:
+            out["inferred"] = list(self.inferred)
+        return out
 
 
 def expected_shapes(config: HRMConfig) -> dict[str, tuple[int, ...]]:
@@ -130,7 +147,8 @@ def save_checkpoint(path: str | Path, config: HRMConfig, tensors: Mapping[str, n
     return path
 
 
-def _load_ours(path: Path) -> Checkpoint:
+def _load_ours(path: Path, given_task: Mapping[str, Any] | None = None) -> Checkpoint:
+    from hrm.tasks.infer import describe_task, task_mismatch
     from safetensors import safe_open
 
     try:
@@ -153,18 +171,19 @@ def _load_ours(path: Path) -> Checkpoint:
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: header config/task is missing or not JSON ({exc})") from None
     check_tensors(config, tensors, path)
-    return Checkpoint(config, tensors, task, path, sha256_file(path), "hrm")
+    inferred: tuple[str, ...] = ()
+    if given_task is not None:
+        bad = task_mismatch(given_task, config)
+        if bad:
+            raise CheckpointError(f"{path}: --task {describe_task(given_task)} does not fit this checkpoint "
+                                  f"({', '.join(bad)})")
+        inferred = (f"task {describe_task(given_task)} (--task)"
+                    + (f", replacing the recorded {describe_task(task)}" if task else ""),)
+        task = dict(given_task)
+    return Checkpoint(config, tensors, task, path, sha256_file(path), "hrm", inferred=inferred)
 
 
 # ---- official format ---------------------------------------------------------------------------
-
-def find_official_config(step_file: Path) -> Path:
-    for cand in (step_file.parent / "all_config.yaml", step_file.parent.parent / "all_config.yaml"):
-        if cand.is_file():
-            return cand
-    raise CheckpointError(f"{step_file}: official checkpoint needs all_config.yaml beside it; none found in "
-                          f"{step_file.parent}")
-
 
 def _torch_load(path: Path) -> dict[str, Any]:
     try:
@@ -182,58 +201,60 @@ def _torch_load(path: Path) -> dict[str, Any]:
 
 
 def load_official_checkpoint(path: str | Path, config_path: str | Path | None = None,
-                             dataset_json: str | Path | None = None, seq_len: int | None = None) -> Checkpoint:
-    """Load an official ``step_N`` file: strip prefixes, bf16 -> fp32, sizes from dataset.json or shapes."""
+                             dataset_json: str | Path | None = None, seq_len: int | None = None,
+                             task: Mapping[str, Any] | None = None) -> Checkpoint:
+    """Load an official state dict: strip prefixes, bf16 -> fp32, sizes as :func:`hrm.tasks.infer.official_sizing`
+    orders them (dataset.json, ``seq_len``, ``task`` or the task the config's data path names, shapes)."""
+    import yaml
+
+    from hrm.tasks.infer import official_sizing
+
     path = Path(path)
+    cfg_path = Path(config_path) if config_path else config_for(path, lambda p: Path(p).is_file())
+    if cfg_path is None:
+        raise CheckpointError(f"{path}: official checkpoint needs {CONFIG_NAME} beside it; none found in "
+                              f"{path.parent} or {path.parent.parent}")
     state = strip_official_prefixes(_torch_load(path))
     tensors = {k: v.detach().float().cpu().numpy() for k, v in state.items()}
-    cfg_path = Path(config_path) if config_path else find_official_config(path)
     shapes = {k: tuple(v.shape) for k, v in tensors.items()}
-    if dataset_json is None and seq_len is None:
-        import yaml
-        try:
-            data_path = (yaml.safe_load(cfg_path.read_text()) or {}).get("data_path")
-        except yaml.YAMLError:
-            data_path = None
-        if data_path:
-            cand = Path(data_path) / "test" / "dataset.json"
-            cand = cand if cand.is_absolute() else cfg_path.parent / cand
-            dataset_json = cand if cand.is_file() else None
     try:
-        config = load_official_config(cfg_path, dataset_json=dataset_json, shapes=shapes,
-                                      overrides={"seq_len": seq_len} if seq_len is not None else None)
+        raw = yaml.safe_load(Path(cfg_path).read_text())
+    except (OSError, yaml.YAMLError):
+        raw = None  # load_official_config below says what is wrong with the file
+    try:
+        sizing = official_sizing(Path(cfg_path), raw if isinstance(raw, dict) else {}, dataset_json=dataset_json,
+                                 seq_len=seq_len, task=task)
+        config = load_official_config(cfg_path, dataset_json=sizing.dataset_json, shapes=shapes,
+                                      overrides=sizing.overrides)
+        recorded, inferred = sizing.settle(config)
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
     check_tensors(config, tensors, path)
-    return Checkpoint(config, tensors, None, path, sha256_file(path), "official")
+    return Checkpoint(config, tensors, recorded, path, sha256_file(path), "official", inferred=inferred)
 
 
-def is_official_checkpoint(path: Path) -> bool:
-    return path.is_file() and (_STEP_RE.match(path.name) is not None or path.suffix in (".pt", ".pth", ".bin"))
-
-
-def load_checkpoint(path: str | Path, **official_kwargs: Any) -> Checkpoint:
-    """Load ours (``*.safetensors``) or an official ``step_N`` (a directory picks its latest step)."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file or directory")
-    if path.is_dir():
-        steps = sorted((p for p in path.iterdir() if _STEP_RE.match(p.name)), key=lambda p: int(p.name[5:]))
-        if not steps:
-            raise CheckpointError(f"{path}: directory holds no official step_N checkpoint")
-        path = steps[-1]
-    with open(path, "rb") as f:
-        head = f.read(16)
-    if path.suffix == ".safetensors":
-        return _load_ours(path)
-    if head[:2] == b"PK" or head[:1] == b"\x80" or is_official_checkpoint(path):
-        return load_official_checkpoint(path, **official_kwargs)
-    raise CheckpointError(f"{path}: unknown checkpoint format (expected our .safetensors file or an official "
-                          "step_N state dict with all_config.yaml beside it)")
+def load_checkpoint(source: str | os.PathLike[str] | ResolvedCheckpoint, *, seq_len: int | None = None,
+                    dataset_json: str | Path | None = None, task: Mapping[str, Any] | None = None) -> Checkpoint:
+    """Load what ``source`` names (:func:`hrm.sources.resolve_checkpoint`: our ``.safetensors``, an official
+    state dict, a folder as published, ``hf://owner/repo[@rev][/path]``). ``seq_len`` / ``dataset_json``
+    size official checkpoints whose config lacks the sizes; ``task`` (metadata) replaces the recorded or
+    inferred task. The weight file is checked against the sha256 its source promises (the Hub's)."""
+    origin = resolve_checkpoint(source)
+    if origin.format == "hrm":
+        ckpt = _load_ours(origin.weights, task)
+    else:
+        ckpt = load_official_checkpoint(origin.weights, config_path=origin.config, dataset_json=dataset_json,
+                                        seq_len=seq_len, task=task)
+    if origin.sha256 and ckpt.sha256 != origin.sha256:
+        raise CheckpointError(f"{origin.weights}: sha256 {ckpt.sha256[:16]}... differs from the {origin.sha256[:16]}... "
+                              f"its source {origin.given} promises (corrupt download? delete it and fetch again)")
+    ckpt.origin = origin
+    return ckpt
 
 
 def convert_official(src: str | Path, dst: str | Path, task: Mapping[str, Any] | None = None,
-                     dtype: str = "fp32", **official_kwargs: Any) -> Path:
-    """Write our format from an official checkpoint (the ``hrm-ckpt convert`` command)."""
-    ckpt = load_official_checkpoint(src, **official_kwargs) if Path(src).is_file() else load_checkpoint(src, **official_kwargs)
-    return save_checkpoint(dst, ckpt.config, ckpt.tensors, task=task if task is not None else ckpt.task, dtype=dtype)
+                     dtype: str = "fp32", **load_kwargs: Any) -> Path:
+    """Write our format from any checkpoint source (the ``hrm-ckpt convert`` command); ``task`` replaces
+    the recorded or inferred task."""
+    ckpt = load_checkpoint(src, task=task, **load_kwargs)
+    return save_checkpoint(dst, ckpt.config, ckpt.tensors, task=ckpt.task, dtype=dtype)

@@ -266,6 +266,6 @@ def sizes_from_shapes(shapes: Mapping[str, tuple[int, ...]], arch: Mapping[str, 
         out["seq_len"] = int(shapes["embed_pos.embedding_weight"][0]) - int(plen)
     if "seq_len" not in out and "seq_len" not in arch:
         raise ConfigError(
-            f"{source}: seq_len is not in all_config.yaml and cannot be read from RoPE weights; "
-            "pass the dataset's dataset.json (or --seq-len)")
+            f"{source}: seq_len is not in all_config.yaml, its data path names no known dataset and RoPE "
+            "weights do not hold it; pass the dataset's dataset.json (--dataset-json), --seq-len or --task")
     return out

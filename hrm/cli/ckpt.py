@@ -7,31 +7,37 @@ from pathlib import Path
 
 import click
 
+from hrm.cli.checkpoint_options import load_kwargs, sizing_options
 from hrm.cli.common import handle_errors
 
 
-@click.group(help="Inspect HRM checkpoints and convert official step_N checkpoints to hrm-deploy's format.")
+@click.group(help="Inspect HRM checkpoints (files, published folders, hf://) and convert official ones to "
+                  "hrm-deploy's format.")
 def main() -> None:
     pass
 
 
-@main.command("info", help="Print a checkpoint's format, config, task and parameter count.")
-@click.argument("path", type=click.Path(path_type=Path))
+@main.command("info", help="Print what a checkpoint source resolves to (file, config, hub revision), what was "
+                            "inferred (task, sizes), its config and parameter count.")
+@click.argument("source", metavar="SOURCE")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--seq-len", type=int, default=None, help="Official checkpoints with RoPE: the dataset's seq_len.")
+@sizing_options
 @handle_errors
-def info(path: Path, as_json: bool, seq_len: int | None) -> None:
+def info(source: str, as_json: bool, task_name: str | None, task_param: tuple[str, ...], seq_len: int | None,
+         dataset_json: Path | None) -> None:
     from hrm.checkpoint import load_checkpoint
 
-    kwargs = {"seq_len": seq_len} if seq_len else {}
-    ck = load_checkpoint(path, **kwargs)
+    ck = load_checkpoint(source, **load_kwargs(task_name, task_param, seq_len, dataset_json))
     summary = {"path": str(ck.source), "format": ck.format, "sha256": ck.sha256,
-               "parameters": ck.num_parameters, "config": ck.config.to_dict(), "task": ck.task}
+               "parameters": ck.num_parameters, "config": ck.config.to_dict(), "task": ck.task,
+               "source": ck.provenance(), "notes": ck.notes()}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
     c = ck.config
     click.echo(f"{ck.source}  [{ck.format}]  sha256 {ck.sha256[:16]}")
+    for line in ck.notes():
+        click.echo(f"  {line}")
     click.echo(f"  {ck.num_parameters:,} parameters; hidden {c.hidden_size}, heads {c.num_heads}, "
                f"H/L layers {c.H_layers}/{c.L_layers}, N x T = {c.H_cycles} x {c.L_cycles}, "
                f"halt_max_steps {c.halt_max_steps}")
@@ -40,28 +46,17 @@ def info(path: Path, as_json: bool, seq_len: int | None) -> None:
     click.echo(f"  task: {json.dumps(ck.task) if ck.task else 'none recorded'}")
 
 
-@main.command("convert", help="Write our .safetensors format from an official step_N checkpoint.")
-@click.argument("src", type=click.Path(path_type=Path))
+@main.command("convert", help="Write our .safetensors format from any checkpoint source (official step_N or "
+                               "checkpoint file, published folder, hf://).")
+@click.argument("src", metavar="SRC")
 @click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--task", "task_name", default=None, help="Task to record, e.g. sudoku, maze, arc.")
-@click.option("--task-param", multiple=True, help="Task parameter KEY=VALUE (e.g. size=9).")
 @click.option("--fp16", is_flag=True, help="Store weights in fp16 (half the size).")
-@click.option("--seq-len", type=int, default=None, help="seq_len when no dataset.json is reachable (RoPE models).")
-@click.option("--dataset-json", type=click.Path(path_type=Path), default=None, help="The dataset's dataset.json.")
+@sizing_options
 @handle_errors
-def convert(src: Path, dst: Path, task_name: str | None, task_param: tuple[str, ...], fp16: bool,
+def convert(src: str, dst: Path, fp16: bool, task_name: str | None, task_param: tuple[str, ...],
             seq_len: int | None, dataset_json: Path | None) -> None:
     from hrm.checkpoint import convert_official
 
-    task = None
-    if task_name:
-        from hrm.tasks import get_task
-
-        params = {}
-        for kv in task_param:
-            key, _, value = kv.partition("=")
-            params[key] = int(value) if value.isdigit() else value
-        task = get_task(task_name, **params).metadata()
-    kwargs = {k: v for k, v in (("seq_len", seq_len), ("dataset_json", dataset_json)) if v is not None}
-    out = convert_official(src, dst, task=task, dtype="fp16" if fp16 else "fp32", **kwargs)
+    out = convert_official(src, dst, dtype="fp16" if fp16 else "fp32",
+                           **load_kwargs(task_name, task_param, seq_len, dataset_json))
     click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from hrm.cli.checkpoint_options import CHECKPOINT_HELP, load_kwargs, sizing_options
 from hrm.errors import HRMError
 
 PROG = "hrm-export"
@@ -27,8 +28,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--checkpoint", "checkpoint", required=True, type=click.Path(path_type=Path),
-              help="Our .safetensors checkpoint, or an official step_N file (all_config.yaml beside it) or its directory.")
+@click.option("--checkpoint", "checkpoint", required=True, help=CHECKPOINT_HELP)
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Deployment directory to create.")
 @click.option("--precision", default="fp32,fp16,bf16", show_default=True,
               help="Comma-separated precision variants to export: fp32, fp16, bf16, int8 (fp32 state, "
@@ -65,14 +65,12 @@ def _fail(message: str, code: int = 1) -> None:
                    "challenges file) and id 0, renumbered: an edge-sized embedding. Needs --identifiers.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
-@click.option("--seq-len", type=click.IntRange(1), default=None,
-              help="Official checkpoints: sequence length when no dataset.json is at hand (RoPE models).")
-@click.option("--dataset-json", type=click.Path(path_type=Path), default=None,
-              help="Official checkpoints: the dataset's dataset.json (seq_len, vocab_size, puzzle ids).")
-def main(checkpoint: Path, out: Path, precision: str, opset: int, ops: str, segment: bool, validate: bool,
+@sizing_options
+def main(checkpoint: str, out: Path, precision: str, opset: int, ops: str, segment: bool, validate: bool,
          validation_batch: int, validation_provider: str, engine: bool, min_batch: int, opt_batch: int, max_batch: int,
          timing_cache: Path | None, builder_optimization_level: int | None, trt_flavour: str,
          rtx_cc: tuple[str, ...], identifiers: Path | None, tasks: Path | None, force: bool, as_json: bool,
+         task_name: str | None, task_param: tuple[str, ...],
          seq_len: int | None, dataset_json: Path | None) -> None:
     """Export an HRM checkpoint to ONNX (+ TensorRT) and prove it matches the PyTorch model."""
     from rich.console import Console
@@ -87,8 +85,9 @@ def main(checkpoint: Path, out: Path, precision: str, opset: int, ops: str, segm
                                     flavour=trt_flavour, compute_capabilities=tuple(rtx_cc)) if engine else None
         report = export_deployment(checkpoint, out, precisions=precision, opset=opset, validate=validate,
                                    engine=engine_opts, force=force, segment=segment, progress=progress,
-                                   seq_len=seq_len, dataset_json=dataset_json, validation_batch=validation_batch,
-                                   provider=validation_provider, ops=ops, identifiers=identifiers, tasks=tasks)
+                                   validation_batch=validation_batch, provider=validation_provider, ops=ops,
+                                   identifiers=identifiers, tasks=tasks,
+                                   **load_kwargs(task_name, task_param, seq_len, dataset_json))
     except HRMError as exc:
         progress.close()
         failed = getattr(exc, "report", None)
@@ -117,7 +116,7 @@ class _Progress:
                 self.status = self.console.status(f"{event.stage}: {event.message}")
                 self.status.start()
         else:
-            self.console.print(f"    [dim]{event.message}[/]")
+            self.console.print(f"    [dim]{event.message}[/]", soft_wrap=True)  # paths and hashes stay whole
 
     def _stop(self) -> None:
         if self.status is not None:

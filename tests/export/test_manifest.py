@@ -23,7 +23,8 @@ def test_manifest_contents(tiny_export, tiny_ckpt_path, tiny_tensors):
     assert m.task["name"] == "sudoku"
     assert raw["recurrence"] == {"H_cycles": 2, "L_cycles": 2, "halt_max_steps": 4, "default_halting": "act",
                                 "halt_rule": "q_halt > q_continue"}
-    assert m.source == {"path": str(tiny_ckpt_path), "format": "hrm", "sha256": sha256_file(tiny_ckpt_path)}
+    assert m.source == {"path": str(tiny_ckpt_path), "format": "hrm", "sha256": sha256_file(tiny_ckpt_path),
+                        "given": str(tiny_ckpt_path), "found": "named directly"}  # how the source was resolved
     for key in ("hrm_deploy", "onnx", "onnxruntime", "polygraphy", "torch", "opset"):
         assert m.exporter[key], key
     assert m.exporter["opset"] == 17
