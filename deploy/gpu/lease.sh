@@ -12,7 +12,7 @@
 #
 # Before it, stage onnxruntime-gpu + polygraphy with ../shared/tools/gpu-stage (parts unpack to /tmp/site;
 # this script puts /tmp/site on PYTHONPATH when it is there). Steps:
-#   1. install  pip install -e . (no deps), then check: hrm imports, the GPU is readable through the CUDA
+#   1. install  pip install -e . (no deps; pip-install.log), then check: hrm imports, the GPU is readable through the CUDA
 #               runtime, and onnxruntime has the CUDAExecutionProvider. A missing CUDA EP stops the lease
 #               with exit 3 (hrm-bench would otherwise skip every ORT target and exit 0).
 #   2. doctor   hrm-doctor --json              -> doctor-GPU.json
@@ -30,7 +30,7 @@
 # with sudoku9/ or a .tgz of it; default .gpudata/data.tgz, else generated), LEASE_NO_INSTALL=1,
 # LEASE_BENCH ("sudoku:1,256 maze:1"; SHAPE:BATCHES, shape tiny = the tests' 4x4 model),
 # LEASE_BACKENDS (ort,torch-compile), LEASE_DOCTOR_ARGS, LEASE_TRAIN_EXTRA (hrm-train options, last: they
-# win), step caps LEASE_DOCTOR_S (90), LEASE_BENCH_S (per run: 200 then 110), LEASE_TRAIN_MIN_S (60).
+# win), step caps LEASE_DOCTOR_S (75), LEASE_BENCH_S (per run: 170 then 100), LEASE_TRAIN_MIN_S (60).
 # LEASE_STEPS ("install doctor bench train": a subset re-runs part of a lease; install always runs).
 # CPU dry run (tests/train/test_lease_script.py): LEASE_DEVICE=cpu LEASE_BENCH=tiny:1 LEASE_NO_INSTALL=1.
 set -uo pipefail
@@ -46,6 +46,13 @@ export device py PYTHONUNBUFFERED=1
 [ -d /tmp/site ] && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 status=0
 
+# the project first (hrm.runtime is only importable installed), then the GPU's name for the file names
+if [ -z "${LEASE_NO_INSTALL:-}" ]; then
+  if ! timeout 120 $py -m pip install -q --no-deps --no-build-isolation -e . > "$OUT/pip-install.log" 2>&1; then
+    echo "[lease] INSTALL FAILED: pip install -e . (see $OUT/pip-install.log)" >&2; tail -n 5 "$OUT/pip-install.log" >&2
+    exit 3
+  fi
+fi
 gpu=$($py - "$device" <<'PY' 2>/dev/null || echo unknown-gpu
 import re, sys
 if sys.argv[1] == "cpu":
@@ -81,9 +88,6 @@ step() {  # NAME WANT_SECONDS CMD... : run under timeout with min(WANT, time lef
 
 # 1. install + check ------------------------------------------------------------------------------
 install_check() {
-  if [ -z "${LEASE_NO_INSTALL:-}" ]; then
-    $py -m pip install -q --no-deps --no-build-isolation -e . || return 1
-  fi
   $py - "$device" <<'PY'
 import sys
 import hrm.runtime  # noqa: F401
@@ -111,10 +115,10 @@ fi
 
 # 2. doctor -----------------------------------------------------------------------------------------
 # shellcheck disable=SC2086
-[[ $run_steps == *" doctor "* ]] && step doctor "${LEASE_DOCTOR_S:-90}" sh -c "hrm-doctor --json ${LEASE_DOCTOR_ARGS:-} > '$OUT/doctor-$gpu.json'"
+[[ $run_steps == *" doctor "* ]] && step doctor "${LEASE_DOCTOR_S:-75}" sh -c "hrm-doctor --json ${LEASE_DOCTOR_ARGS:-} > '$OUT/doctor-$gpu.json'"
 
 # 3. bench ------------------------------------------------------------------------------------------
-bench_caps=(${LEASE_BENCH_S:-200 110})
+bench_caps=(${LEASE_BENCH_S:-170 100})
 i=0
 [[ $run_steps == *" bench "* ]] || LEASE_BENCH=" "
 for spec in ${LEASE_BENCH:-sudoku:1,256 maze:1}; do
