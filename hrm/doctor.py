@@ -228,13 +228,16 @@ def _precisions(gpu: Any) -> tuple[str, ...]:
     return ("fp32", "fp16") + (("bf16",) if major >= 8 else ())
 
 
-def _export(workdir: Path, precisions: tuple[str, ...]) -> Path:
+def _export(checkpoint: Path, workdir: Path, precisions: tuple[str, ...]) -> Path:
+    if not checkpoint.is_file():
+        raise _NotAvailable(f"{checkpoint} not found (the bundled model ships with a checkout, not the wheel): "
+                            "copy models/sudoku4.safetensors here and pass --checkpoint, or pass an exported DIR")
     if importlib.util.find_spec("onnx") is None:
         raise _NotAvailable("exporting needs onnx: pip install 'hrm-deploy[graphs]', or pass an exported DIR")
     from hrm.export import export_deployment
 
-    out = workdir / "sudoku4"
-    export_deployment(BUNDLED, out, precisions=",".join(precisions), validate=False, segment=True)
+    out = workdir / checkpoint.stem
+    export_deployment(checkpoint, out, precisions=",".join(precisions), validate=False, segment=True)
     return out
 
 
@@ -257,26 +260,28 @@ def _build_engines(dep_dir: Path, trt: Any, precision: str) -> str:
     return f"{len(var.engines)} engines in {seconds:.1f} s; recorded compute capability {e.compute_capability}"
 
 
-def run_doctor(directory: str | Path | None = None, *, puzzles: int = 16, batch: int = 8,
-               workdir: str | Path | None = None, time_segments: bool = True) -> DoctorReport:
-    """Run every check (see the module doc). ``directory``: a deployment to use instead of exporting the
-    bundled model (it is copied first: engines are built into the copy). ``workdir``: keep the exported
-    deployment there (default: a temporary folder, removed)."""
+def run_doctor(directory: str | Path | None = None, *, checkpoint: str | Path | None = None, puzzles: int = 16,
+               batch: int = 8, workdir: str | Path | None = None, time_segments: bool = True) -> DoctorReport:
+    """Run every check (see the module doc). ``directory``: a deployment to use instead of exporting
+    ``checkpoint`` (default: the bundled ``models/sudoku4.safetensors``); it is copied first, engines are
+    built into the copy. ``workdir``: keep the exported deployment there (default: a temporary folder,
+    removed)."""
     report = DoctorReport(meta={"puzzles": puzzles, "batch": batch})
+    checkpoint = Path(checkpoint) if checkpoint is not None else BUNDLED
     found = check_components(report)
     gpu, trt, ort = found["gpu"], found.get("trt"), found.get("ort")
     tmp = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="hrm-doctor."))
     tmp.mkdir(parents=True, exist_ok=True)
     try:
-        _prove(report, directory, tmp, gpu, trt, ort, puzzles, batch, time_segments)
+        _prove(report, directory, checkpoint, tmp, gpu, trt, ort, puzzles, batch, time_segments)
     finally:
         if workdir is None:
             shutil.rmtree(tmp, ignore_errors=True)
     return report
 
 
-def _prove(report: DoctorReport, directory: Any, tmp: Path, gpu: Any, trt: Any, ort: Any, n: int, batch: int,
-           time_segments: bool) -> None:
+def _prove(report: DoctorReport, directory: Any, checkpoint: Path, tmp: Path, gpu: Any, trt: Any, ort: Any, n: int,
+           batch: int, time_segments: bool) -> None:
     from hrm.runtime.datasets import load_puzzles
     from hrm.runtime.deployment import load_deployment
 
@@ -288,8 +293,8 @@ def _prove(report: DoctorReport, directory: Any, tmp: Path, gpu: Any, trt: Any, 
             holder["dir"] = Path(shutil.copytree(directory, tmp / "deployment"))
             how = f"{directory} (copied to {holder['dir']} for engines)"
         else:
-            holder["dir"] = _export(tmp, _precisions(gpu))
-            how = f"bundled {BUNDLED.name} exported to {holder['dir']}"
+            holder["dir"] = _export(checkpoint, tmp, _precisions(gpu))
+            how = f"{checkpoint.name} exported to {holder['dir']}"
         holder["dep"] = load_deployment(holder["dir"])
         return f"{how}; variants {', '.join(holder['dep'].precisions)}; every file's sha256 verified"
     if not _attempt(report, "path", "deployment", deployment):

@@ -17,6 +17,8 @@ from hrm.cli.common import handle_errors
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="model to export and prove (our .safetensors) [default: the checkout's models/sudoku4.safetensors]")
 @click.option("--puzzles", type=click.IntRange(min=1), default=16, show_default=True,
               help="generated puzzles solved by every backend and compared with ONNX Runtime CPU fp32")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
@@ -25,11 +27,14 @@ from hrm.cli.common import handle_errors
 @click.option("--no-timing", is_flag=True, help="skip the batch-1 segment timings")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON on stdout")
 @handle_errors
-def main(directory: Path | None, puzzles: int, batch: int, keep: Path | None, no_timing: bool, as_json: bool) -> None:
+def main(directory: Path | None, checkpoint: Path | None, puzzles: int, batch: int, keep: Path | None,
+         no_timing: bool, as_json: bool) -> None:
     """Check this device: components, then export (or DIR), engines, solves, CUDA graphs, timing."""
     from hrm.doctor import run_doctor
 
-    report = run_doctor(directory, puzzles=puzzles, batch=batch, workdir=keep, time_segments=not no_timing)
+    if directory is not None and checkpoint is not None:
+        raise click.UsageError("give DIR (an exported deployment) or --checkpoint (a model to export), not both")
+    report = run_doctor(directory, checkpoint=checkpoint, puzzles=puzzles, batch=batch, workdir=keep, time_segments=not no_timing)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -108,3 +108,10 @@ def test_cli_fails_when_a_variant_answers_differently(bundled_dir, tmp_path, mon
     doc = json.loads(res.stdout)
     line = next(c for c in doc["checks"] if c["name"] == "solve ort-cpu/fp16")
     assert res.exit_code == 1 and doc["exit_code"] == 1 and line["verdict"] == FAILS and "accuracy" in line["detail"]
+
+
+def test_wheel_install_without_the_bundled_model_says_how(tmp_path, monkeypatch):
+    res = _cli(["--checkpoint", str(tmp_path / "sudoku4.safetensors"), "--json", "--no-timing"], monkeypatch)
+    doc = json.loads(res.stdout)
+    line = next(c for c in doc["checks"] if c["name"] == "deployment")
+    assert line["verdict"] == NOT_AVAILABLE and "--checkpoint" in line["detail"] and res.exit_code == 0
