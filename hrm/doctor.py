@@ -373,7 +373,8 @@ def _prove(report: DoctorReport, directory: Any, checkpoint: Path, tmp: Path, gp
                     raise AssertionError(f"capture fell back to eager at batch {b} (see the warning above)")
                 if not np.array_equal(g_out.answers, e_out.answers):
                     raise AssertionError(f"CUDA-graph replay answers differ from eager at batch {b}")
-            return f"{eager.precision}: captured and replayed at batch {' and '.join(map(str, GRAPH_BATCHES))}, answers identical to eager"
+            sizes = " and ".join(map(str, GRAPH_BATCHES))
+            return f"{eager.precision}: captured and replayed at batch {sizes}, answers identical to eager"
         _attempt(report, "path", f"cuda graphs {backend}", graphs)
 
     if time_segments:

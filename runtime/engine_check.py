@@ -86,7 +86,8 @@ def engine_incompatibility(entry: Any, local: LocalTensorRT) -> str | None:
                 f"was built for this GPU ({local.compute_capability}{gpu})")
     if have not in known:
         built_on = f" ({entry.device})" if getattr(entry, "device", "") else ""
-        rtx = " (TensorRT-RTX targets: no Hopper, Orin, Thor or datacenter Blackwell code)" if entry.flavour == "tensorrt_rtx" else ""
+        rtx = (" (TensorRT-RTX targets: no Hopper, Orin, Thor or datacenter Blackwell code)"
+               if entry.flavour == "tensorrt_rtx" else "")
         return (f"built for compute capability {entry.compute_capability}{built_on}{rtx}, this GPU is "
                 f"{local.compute_capability}{gpu}")
     return None

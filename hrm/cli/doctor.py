@@ -34,7 +34,8 @@ def main(directory: Path | None, checkpoint: Path | None, puzzles: int, batch: i
 
     if directory is not None and checkpoint is not None:
         raise click.UsageError("give DIR (an exported deployment) or --checkpoint (a model to export), not both")
-    report = run_doctor(directory, checkpoint=checkpoint, puzzles=puzzles, batch=batch, workdir=keep, time_segments=not no_timing)
+    report = run_doctor(directory, checkpoint=checkpoint, puzzles=puzzles, batch=batch, workdir=keep,
+                        time_segments=not no_timing)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

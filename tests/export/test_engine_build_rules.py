@@ -66,7 +66,8 @@ def test_tensorrt_version_gate(version, ok):
     if ok:
         assert import_tensorrt("tensorrt", importer=importer).version == version
         return
-    with pytest.raises(Exception, match=rf"TensorRT {version} is too old.*10\.3.*JetPack 6\.1 or 6\.2.*JetPack 6\.0 ships TensorRT 8\.6"):
+    why = rf"TensorRT {version} is too old.*10\.3.*JetPack 6\.1 or 6\.2.*JetPack 6\.0 ships TensorRT 8\.6"
+    with pytest.raises(Exception, match=why):
         import_tensorrt("tensorrt", importer=importer)
 
 
