@@ -9,27 +9,39 @@ read at import (``POLYGRAPHY_USE_TENSORRT_RTX``), while here the flavour is a pe
 
 Networks are strongly typed (every tensor keeps the dtype the ONNX graph gives it, so the fp32 RMSNorm
 statistics and RoPE survive), with one optimisation profile over the batch dimension and an optional
-timing cache that is read before and written back after each build.
+timing cache that is read before and written back after each build. What TensorRT-RTX does differently
+is looked up in :mod:`hrm.runtime.trt_lib` (the flavour table); the import, its version gate and the one
+logger live there too, shared with the ``trt`` backend.
+
+Build choices the manifest records per engine (``options``):
+
+* ``tf32: false`` for fp32 variants. TensorRT enables TF32 by default, which rounds fp32 matmul inputs to
+  10-bit mantissas; an fp32 engine is the reference the parity gate compares (100% equal answers), so the
+  flag is cleared. fp16/bf16 graphs have no fp32 matmuls for it to touch.
+* The timing cache is loaded strictly (``set_timing_cache(cache, ignore_mismatch=False)``): a cache made
+  on another GPU or TensorRT would feed wrong timings silently. When TensorRT refuses it the build starts
+  from an empty cache, logs why, records ``timing_cache_note`` and writes the new cache over the old file.
+* TensorRT-RTX: ``REQUIRE_USER_ALLOCATION`` (the backend hands every context its memory, and TensorRT-RTX
+  then guarantees the enqueue is graph-capturable); the compute capabilities recorded are the real ones:
+  the explicit targets, the flavour's default targets (8.6, 8.9, 12.0) when none are given, and for
+  ``current`` the capability of the GPU read through :mod:`hrm.runtime.gpu`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from hrm.errors import ExportError
 from hrm.io import atomic_path, sha256_file, write_bytes_atomic
 from hrm.manifest import ORT_CONTRIB, EngineEntry
+from hrm.runtime.trt_lib import TensorRT, logger
+from hrm.runtime.trt_lib import import_tensorrt as _import_tensorrt
 
 _log = logging.getLogger("hrm.export.engine")
-FLAVOURS = ("tensorrt", "tensorrt_rtx")
-INSTALL_HINT = ("--engine needs TensorRT: pip install 'hrm-deploy[trt-check]' (TensorRT-RTX, builds without a GPU) "
-                "or pip install tensorrt (TensorRT 10.3+, needs an NVIDIA GPU)")
 
 
 @dataclass
@@ -66,59 +78,9 @@ class EngineOptions:
         return out
 
 
-@dataclass
-class TensorRT:
-    """An imported TensorRT flavour."""
-
-    flavour: str
-    module: ModuleType
-
-    @property
-    def version(self) -> str:
-        return str(self.module.__version__)
-
-
 def import_tensorrt(flavour: str = "auto") -> TensorRT:
-    """Import the requested flavour; :class:`ExportError` with the install hint when none is importable."""
-    flavour = os.environ.get("HRM_TRT_FLAVOUR", flavour) if flavour == "auto" else flavour
-    order = FLAVOURS if flavour == "auto" else (flavour,)
-    if any(f not in FLAVOURS for f in order):
-        raise ExportError(f"unknown TensorRT flavour {flavour!r}; expected auto, tensorrt or tensorrt_rtx")
-    for name in order:
-        try:
-            module = __import__(name)
-        except ImportError:
-            continue
-        return TensorRT(name, module)
-    if flavour == "auto":
-        raise ExportError(INSTALL_HINT)
-    raise ExportError(f"--engine with flavour {flavour}: module '{flavour}' is not importable. " + INSTALL_HINT[len("--engine needs TensorRT: "):])
-
-
-def make_logger(trt: TensorRT) -> Any:
-    """A TensorRT logger that keeps messages (for error reports) and forwards them to ``logging``.
-
-    TensorRT's stock logger prints to stdout, which would corrupt ``hrm-export --json``; and TensorRT-RTX
-    on a machine without a GPU logs harmless CUDA-driver errors on every build.
-    """
-    m = trt.module
-
-    class _Logger(m.ILogger):  # type: ignore[misc, name-defined]
-        def __init__(self) -> None:
-            m.ILogger.__init__(self)
-            self.messages: list[tuple[Any, str]] = []
-
-        def log(self, severity: Any, msg: str) -> None:
-            self.messages.append((severity, msg))
-            level = {m.ILogger.INTERNAL_ERROR: logging.ERROR, m.ILogger.ERROR: logging.ERROR,
-                     m.ILogger.WARNING: logging.WARNING}.get(severity, logging.DEBUG)
-            _log.log(level, "%s: %s", trt.flavour, msg)
-
-        def errors(self) -> list[str]:
-            return [msg for sev, msg in self.messages if sev in (m.ILogger.INTERNAL_ERROR, m.ILogger.ERROR)
-                    and "CUDA driver version is insufficient" not in msg and "no CUDA-capable device" not in msg]
-
-    return _Logger()
+    """The requested flavour, version-gated; :class:`ExportError` with the install hint when unusable."""
+    return _import_tensorrt(flavour, error=lambda msg: ExportError(f"--engine: {msg}"))
 
 
 #: Why TensorRT gets standard graphs only (shared by every refusal below).
@@ -161,13 +123,13 @@ def int8_refusal(what: str) -> str:
             "Q/DQ nodes and calibration. Use fp16/bf16 engines, or run int8 with --backend ort --device cpu.")
 
 
-def parse_onnx(trt: TensorRT, onnx_path: Path, logger: Any = None) -> tuple[Any, Any, Any]:
+def parse_onnx(trt: TensorRT, onnx_path: Path) -> tuple[Any, Any, Any]:
     """Parse into a strongly typed network; :class:`ExportError` carrying the parser's own messages."""
     m = trt.module
-    logger = logger or make_logger(trt)
-    builder = m.Builder(logger)
+    log = logger(trt)
+    builder = m.Builder(log)
     network = builder.create_network(1 << int(m.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    parser = m.OnnxParser(network, logger)
+    parser = m.OnnxParser(network, log)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ExportError(f"{onnx_path}: {trt.flavour} {trt.version} ONNX parser failed: {errors}")
@@ -189,7 +151,7 @@ def _profile(builder: Any, network: Any, options: EngineOptions) -> Any:
 def _compute_capabilities(trt: TensorRT, config: Any, targets: tuple[str, ...]) -> None:
     if not targets:
         return
-    if trt.flavour != "tensorrt_rtx":
+    if not trt.traits.targets:
         raise ExportError("compute-capability targets are a TensorRT-RTX option; tensorrt builds for the GPU it runs on")
     cc = trt.module.ComputeCapability
     config.num_compute_capabilities = len(targets)
@@ -202,36 +164,41 @@ def _compute_capabilities(trt: TensorRT, config: Any, targets: tuple[str, ...]) 
 
 
 def device_info(trt: TensorRT, options: EngineOptions) -> tuple[str, str]:
-    """(device, compute_capability) as the manifest records them: what is true for this build."""
-    name, cc = _cuda_device()
-    if trt.flavour == "tensorrt_rtx":
-        targets = ",".join(options.compute_capabilities) if options.compute_capabilities else "TensorRT-RTX default targets"
-        return (name or "none (built without GPU)"), targets
-    return (name or "unknown"), (cc or "unknown")
+    """(device, compute_capability) as the manifest records them: the capabilities the engine really
+    runs on, read through :mod:`hrm.runtime.gpu` (never guessed: the engine check refuses "unknown")."""
+    from hrm.runtime.gpu import probe
+
+    gpu = probe()
+    here = gpu.compute_capability if gpu.available else None
+    device = gpu.name if gpu.available else None
+    if not trt.traits.targets:  # tensorrt: built for the GPU it ran on
+        if here is None:
+            _log.warning("engine built, but this GPU's compute capability is not readable (%s); it is recorded as "
+                         "'unknown' and the runtime will refuse the engine until it is rebuilt", gpu.reason)
+        return device or "unknown", here or "unknown"
+    targets = list(options.compute_capabilities) or list(trt.traits.default_targets)
+    if any(t.lower() == "current" for t in targets):
+        if here is None:
+            raise ExportError(f"compute capability 'current' needs a readable GPU here ({gpu.reason}); "
+                              f"name the targets instead, e.g. --compute-capability 8.9")
+        targets = [here if t.lower() == "current" else t for t in targets]
+    targets = [t if "." in t else f"{t[:-1]}.{t[-1]}" for t in (t.upper().replace("SM", "") for t in targets)]
+    return device or "none (built without GPU)", ",".join(dict.fromkeys(targets))
 
 
-def _cuda_device() -> tuple[str | None, str | None]:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            major, minor = torch.cuda.get_device_capability(0)
-            return torch.cuda.get_device_name(0), f"{major}.{minor}"
-    except Exception:  # noqa: BLE001 - torch is optional here
-        pass
-    import shutil
-    import subprocess
-
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=20).stdout.strip().splitlines()
-            if out:
-                name, cap = (s.strip() for s in out[0].split(","))
-                return name, cap
-        except (OSError, subprocess.SubprocessError, ValueError):
-            pass
-    return None, None
+def _tf32(trt: TensorRT, config: Any, network: Any) -> dict[str, Any]:
+    """Clear TF32 for an fp32 network (no half-precision tensor among its inputs and outputs)."""
+    m = trt.module
+    half = {m.DataType.HALF, getattr(m.DataType, "BF16", m.DataType.HALF)}
+    io = [network.get_input(i) for i in range(network.num_inputs)] + \
+         [network.get_output(i) for i in range(network.num_outputs)]
+    if any(t.dtype in half for t in io):
+        return {}
+    flag = getattr(m.BuilderFlag, "TF32", None)
+    if flag is None:
+        return {"tf32": False}
+    config.clear_flag(flag)
+    return {"tf32": bool(config.get_flag(flag))}
 
 
 def build_engine(trt: TensorRT, onnx_path: Path, engine_path: Path, options: EngineOptions,
@@ -239,8 +206,9 @@ def build_engine(trt: TensorRT, onnx_path: Path, engine_path: Path, options: Eng
     """Parse, configure, build and atomically write one engine; returns its manifest entry and build seconds."""
     start = time.time()
     require_standard_graph(onnx_path)
-    logger = make_logger(trt)
-    builder, network, _parser = parse_onnx(trt, onnx_path, logger)
+    log = logger(trt)
+    mark = log.count
+    builder, network, _parser = parse_onnx(trt, onnx_path)
     config = builder.create_builder_config()
     config.add_optimization_profile(_profile(builder, network, options))
     if options.builder_optimization_level is not None:
@@ -248,17 +216,25 @@ def build_engine(trt: TensorRT, onnx_path: Path, engine_path: Path, options: Eng
     if options.workspace_bytes:
         config.set_memory_pool_limit(trt.module.MemoryPoolType.WORKSPACE, options.workspace_bytes)
     _compute_capabilities(trt, config, options.compute_capabilities)
-    # TensorRT-RTX compiles kernels at run time; its timing-cache calls are deprecated no-ops (1.2+).
-    use_cache = options.timing_cache is not None and trt.flavour == "tensorrt"
-    cache = _load_timing_cache(config, options.timing_cache) if use_cache else None
+    recorded: dict[str, Any] = {"strongly_typed": True, **_tf32(trt, config, network)}
+    if trt.traits.runtime_config:
+        config.set_flag(trt.module.BuilderFlag.REQUIRE_USER_ALLOCATION)
+        recorded["require_user_allocation"] = True
+    use_cache = options.timing_cache is not None and trt.traits.timing_cache
+    cache = None
+    if use_cache:
+        cache, note = load_timing_cache(config, options.timing_cache)
+        recorded.update({"timing_cache_note": note} if note else {})
+    elif options.timing_cache is not None:
+        recorded["timing_cache_note"] = f"not used: {trt.flavour} has no timing cache"
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        why = "; ".join(logger.errors()[-3:]) or "no error message"
+        why = "; ".join(log.errors_since(mark)[-3:]) or "no error message"
         raise ExportError(f"{onnx_path}: {trt.flavour} {trt.version} failed to build an engine (batch profile "
                           f"{options.min_batch}/{options.opt_batch}/{options.max_batch}): {why}")
     with atomic_path(engine_path) as tmp:
         tmp.write_bytes(bytes(serialized))
-    if use_cache and cache is not None:
+    if cache is not None:
         updated = config.get_timing_cache() or cache
         write_bytes_atomic(options.timing_cache, bytes(updated.serialize()))
     seconds = time.time() - start
@@ -266,18 +242,21 @@ def build_engine(trt: TensorRT, onnx_path: Path, engine_path: Path, options: Eng
     rel = str(engine_path.relative_to(root)) if root is not None else str(engine_path)
     entry = EngineEntry(kind=onnx_path.stem, file=rel, sha256=sha256_file(engine_path), flavour=trt.flavour,
                         trt_version=trt.version, device=device, compute_capability=cc,
-                        options={**options.record(), "strongly_typed": True, "build_seconds": round(seconds, 3),
-                                 **({"timing_cache_note": "not used: TensorRT-RTX has no timing cache"}
-                                    if options.timing_cache is not None and not use_cache else {})})
+                        options={**options.record(), **recorded, "build_seconds": round(seconds, 3)})
     return entry, seconds
 
 
-def _load_timing_cache(config: Any, path: Path | None) -> Any:
-    """Start from the cache file's content (empty when new) so repeated exports skip tactic timing."""
-    data = b""
-    if path is not None and Path(path).is_file():
-        data = Path(path).read_bytes()
+def load_timing_cache(config: Any, path: Path | None) -> tuple[Any, str | None]:
+    """Attach the cache file's content (empty when new) strictly; a cache TensorRT refuses (another GPU or
+    TensorRT build) is replaced by an empty one. Returns (cache, note saying what happened or None)."""
+    data = Path(path).read_bytes() if path is not None and Path(path).is_file() else b""
     cache = config.create_timing_cache(data)
-    if cache is not None:
-        config.set_timing_cache(cache, ignore_mismatch=True)
-    return cache
+    if cache is not None and config.set_timing_cache(cache, False):
+        return cache, None
+    why = (f"{path}: timing cache refused by TensorRT (made on another GPU or TensorRT version, or damaged); "
+           "started from an empty cache, which replaces it after this build")
+    _log.warning(why)
+    cache = config.create_timing_cache(b"")
+    if not config.set_timing_cache(cache, False):
+        raise ExportError(f"{path}: TensorRT refused even an empty timing cache; build without --timing-cache")
+    return cache, why

@@ -68,6 +68,9 @@ def make_session(path: Path, precision: Precision, provider: str, workdir: Path)
     # No busy-waiting between runs: the PyTorch reference runs in the same process on the same cores.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if provider == "cuda":
+        from hrm.runtime.gpu import preload_ort_cuda
+
+        preload_ort_cuda(ort)
         # Strict SkipLayerNorm: ort-contrib graphs' fused residual+RMSNorm then keeps its statistics in
         # fp32, as the reference does and as the runtime's ORT backend runs it (no effect on standard graphs).
         providers = [("CUDAExecutionProvider", {"use_tf32": 0, "enable_skip_layer_norm_strict_mode": 1}),

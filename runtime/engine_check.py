@@ -16,10 +16,14 @@ Rules:
   built with;
 * compute capability: the local one must be among those recorded (``compute_capability``, which
   may be a comma-separated list of TensorRT-RTX targets, plus ``options.compute_capabilities``), unless
-  ``options.hardware_compatibility`` is ``ampere_plus`` (any CC >= 8.0). A record with no readable
-  capability ("unknown", RTX "current" / default targets) proves no mismatch and is let through —
-  except TensorRT-RTX default targets on a 9.x (Hopper) GPU, which they do not cover; TensorRT's own
-  refusal at deserialisation is reported with the same rebuild hint.
+  ``options.hardware_compatibility`` is ``ampere_plus`` (any CC >= 8.0). TensorRT-RTX engines built for
+  its default targets run on 8.6 / 8.9 / 12.0 only (no Orin, Thor, Hopper or datacenter Blackwell).
+  A record whose capability is not readable ("unknown": built where the GPU could not be read; an
+  RTX "current" target recorded before the real capability was) proves nothing, so it is refused with
+  the rebuild command rather than let through: a wrong guess fails late inside TensorRT, or runs slowly.
+
+The local facts come from :mod:`hrm.runtime.gpu` (``cudaDeviceGetAttribute`` through the process's own
+CUDA runtime), the same source the exporter records at build time.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from hrm.errors import EngineMismatchError
+from hrm.runtime.trt_lib import FLAVOURS, import_tensorrt, parse_version
 
-FLAVOURS = ("tensorrt", "tensorrt_rtx")
+#: What older manifests wrote for TensorRT-RTX engines built without explicit targets.
+LEGACY_RTX_DEFAULT = "TensorRT-RTX default targets"
 
 
 @dataclass(frozen=True)
@@ -42,11 +48,6 @@ class LocalTensorRT:
     version: str
     compute_capability: str
     device: str = ""
-
-
-def _version(v: str) -> tuple[int, ...]:
-    parts = re.findall(r"\d+", str(v))
-    return tuple(int(p) for p in parts[:3]) + (0,) * (3 - min(3, len(parts)))
 
 
 def _cc(v: str) -> tuple[int, int] | None:
@@ -60,7 +61,7 @@ def engine_incompatibility(entry: Any, local: LocalTensorRT) -> str | None:
     opts = dict(getattr(entry, "options", None) or {})
     if entry.flavour != local.flavour:
         return f"built with {entry.flavour}, this machine runs {local.flavour}"
-    built, here = _version(entry.trt_version), _version(local.version)
+    built, here = parse_version(entry.trt_version), parse_version(local.version)
     if opts.get("version_compatible"):
         if built[0] != here[0] or here < built:
             return (f"built with {entry.flavour} {entry.trt_version} (version-compatible), needs the same major "
@@ -70,20 +71,25 @@ def engine_incompatibility(entry: Any, local: LocalTensorRT) -> str | None:
     have = _cc(local.compute_capability)
     if have is None:
         return f"this GPU's compute capability {local.compute_capability!r} is not readable"
-    listed = [str(c) for c in str(entry.compute_capability).split(",")] + [str(c) for c in opts.get("compute_capabilities") or []]
+    listed = [c.strip() for c in str(entry.compute_capability).split(",")] + \
+        [str(c) for c in opts.get("compute_capabilities") or []]
+    if entry.flavour in FLAVOURS and LEGACY_RTX_DEFAULT in listed:
+        listed += list(FLAVOURS[entry.flavour].default_targets)
     known = {c for c in (_cc(x) for x in listed) if c is not None}
     gpu = f" ({local.device})" if local.device else ""
-    if known:
-        hw = str(opts.get("hardware_compatibility", "")).lower()
-        if have not in known and not (hw in ("ampere_plus", "ampere+") and have[0] >= 8):
-            built_on = f" ({entry.device})" if getattr(entry, "device", "") else ""
-            return (f"built for compute capability {entry.compute_capability}{built_on}, this GPU is "
-                    f"{local.compute_capability}{gpu}")
-    elif entry.flavour == "tensorrt_rtx" and have[0] == 9:
-        # TensorRT-RTX's default targets are consumer GPUs; it has no SM90 (Hopper) code.
-        return f"TensorRT-RTX engines do not target compute capability {local.compute_capability}{gpu}; build tensorrt engines"
-    # No readable capability recorded ("unknown", RTX "current"/default targets): nothing proves a
-    # mismatch; TensorRT itself refuses a foreign engine at load, and the backend reports that too.
+    hw = str(opts.get("hardware_compatibility", "")).lower()
+    if hw in ("ampere_plus", "ampere+"):
+        return None if have[0] >= 8 else (f"built hardware-compatible for Ampere and later (compute capability "
+                                          f">= 8.0), this GPU is {local.compute_capability}{gpu}")
+    if not known:
+        return (f"its recorded compute capability {entry.compute_capability!r} is not readable, so nothing shows it "
+                f"was built for this GPU ({local.compute_capability}{gpu})")
+    if have not in known:
+        built_on = f" ({entry.device})" if getattr(entry, "device", "") else ""
+        rtx = (" (TensorRT-RTX targets: no Hopper, Orin, Thor or datacenter Blackwell code)"
+               if entry.flavour == "tensorrt_rtx" else "")
+        return (f"built for compute capability {entry.compute_capability}{built_on}{rtx}, this GPU is "
+                f"{local.compute_capability}{gpu}")
     return None
 
 
@@ -111,24 +117,12 @@ def check_engines(entries: Iterable[Any], local: LocalTensorRT, root: str | Path
                                   f"{rebuild_command(root, variants or precision, source)}")
 
 
-def import_trt(flavour: str) -> Any:
-    """Import the TensorRT module of ``flavour`` with a clear error if it is missing."""
-    if flavour not in FLAVOURS:
-        raise EngineMismatchError(f"unknown TensorRT flavour {flavour!r}; expected one of {FLAVOURS}")
-    try:
-        if flavour == "tensorrt":
-            import tensorrt as trt
-        else:
-            import tensorrt_rtx as trt
-    except ImportError as exc:
-        raise EngineMismatchError(f"the engines were built with {flavour}, which is not importable here ({exc}); "
-                                  f"install it or use --backend ort") from None
-    return trt
-
-
 def detect_local(flavour: str) -> LocalTensorRT:
-    """This machine's TensorRT ``flavour`` version and current GPU's compute capability (needs a GPU)."""
-    trt = import_trt(flavour)
-    from hrm.runtime.gpu import Cudart
+    """This machine's TensorRT ``flavour`` version (version-gated) and current GPU (needs a GPU)."""
+    from hrm.runtime.gpu import probe
 
-    return LocalTensorRT(flavour, str(trt.__version__), Cudart.get().compute_capability())
+    trt = import_tensorrt(flavour, error=EngineMismatchError)
+    gpu = probe()
+    if not gpu.available:
+        raise EngineMismatchError(f"TensorRT engines need a CUDA GPU; {gpu.reason}")
+    return LocalTensorRT(flavour, trt.version, gpu.compute_capability or "unknown", gpu.name or "")

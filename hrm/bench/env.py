@@ -98,18 +98,25 @@ def git_revision() -> dict[str, Any] | None:
 
 
 def gpu_info() -> dict[str, Any] | None:
+    """The GPU as :func:`hrm.runtime.gpu.probe` reads it (name, capability, CUDA driver/runtime), plus what
+    torch adds when it can use it (memory, SMs, cuDNN, TF32)."""
+    from hrm.runtime.gpu import probe
+
+    info = probe()
+    if not info.available:
+        return None
+    out: dict[str, Any] = {"name": info.name, "count": info.count, "compute_capability": info.compute_capability,
+                           "cuda_driver": info.driver, "cuda_runtime": info.runtime}
     try:
         import torch
     except ImportError:
-        return None
-    if not torch.cuda.is_available():
-        return None
-    i = torch.cuda.current_device()
-    p = torch.cuda.get_device_properties(i)
-    return {"name": torch.cuda.get_device_name(i), "count": torch.cuda.device_count(),
-            "compute_capability": f"{p.major}.{p.minor}", "memory_gib": round(p.total_memory / 2**30, 1),
-            "multiprocessors": p.multi_processor_count, "cuda_runtime": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version(), "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32)}
+        return out
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(torch.cuda.current_device())
+        out.update(memory_gib=round(p.total_memory / 2**30, 1), multiprocessors=p.multi_processor_count,
+                   torch_cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
+                   tf32_matmul=bool(torch.backends.cuda.matmul.allow_tf32))
+    return out
 
 
 def environment(devices: Sequence[str], threads: int) -> dict[str, Any]:

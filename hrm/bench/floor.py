@@ -105,7 +105,9 @@ def measure_peaks(device: str = "cpu", precision: str = "fp32", n: int | None = 
 
     t_mm = best(lambda: torch.mm(a, b), 10)
     t_cp = best(lambda: out.copy_(big), 10)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    from hrm.runtime.gpu import probe
+
+    name = (probe().name or "cuda") if dev.type == "cuda" else "cpu"
     threads = None if dev.type == "cuda" else torch.get_num_threads()
     return DevicePeaks(name, 2 * n**3 / t_mm / 1e12, precision, 2 * big.numel() / t_cp / 1e9, threads)
 

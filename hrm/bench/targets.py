@@ -9,7 +9,8 @@ A :class:`Target` is one (runtime backend, device, options, precision) combinati
 ``ort-<dev>-fused``        ONNX Runtime, the fused ``segment`` graph (one run per segment; needs an
                            export with the segment graph)
 ``ort-cuda-graph``         ONNX Runtime CUDA EP with ``enable_cuda_graph`` on the step graphs
-``ort-<dev>-contrib[-fused|-graph]``  the same three on the ``ort-contrib`` graphs (ONNX Runtime's fused
+``ort-cuda-fused-graph``   the same on the fused ``segment`` graph (one graph replay per segment)
+``ort-<dev>-contrib[-fused|-graph|-fused-graph]``  the same on the ``ort-contrib`` graphs (ONNX Runtime's fused
                            com.microsoft ops), exported from the same weights as the standard ones
 ``trt-cuda[-graph]``       TensorRT engines, without / with one CUDA graph per segment
 ``torch-eager-<dev>``      the PyTorch reference backend (``hrm.model.HRM``), eager: the yardstick
@@ -80,7 +81,7 @@ def kinds_for(backend: str, device: str, ops: Sequence[str] = GRAPH_OPS) -> list
     """Target kinds one ``--backends`` entry expands to on ``device``; ``ops``: the graph op sets whose
     ORT targets to include (TensorRT targets are always ``standard``)."""
     if backend == "ort":
-        std = ["ort", "ort-fused"] + (["ort-graph"] if device == "cuda" else [])
+        std = ["ort", "ort-fused"] + (["ort-graph", "ort-fused-graph"] if device == "cuda" else [])
         return (std if STANDARD in ops else []) + (
             [k.replace("ort", "ort-contrib", 1) for k in std] if ORT_CONTRIB in ops else [])
     if backend == "trt":
@@ -98,9 +99,11 @@ def make_target(kind: str, device: str, precision: str, threads: int | None = No
         "ort": ("ort", {**ort_threads}, None),
         "ort-fused": ("ort", {**ort_threads, "fused": True}, None),
         "ort-graph": ("ort", {"cuda_graph": True}, None),
+        "ort-fused-graph": ("ort", {"fused": True, "cuda_graph": True}, None),
         "ort-contrib": ("ort", {**ort_threads}, None),
         "ort-contrib-fused": ("ort", {**ort_threads, "fused": True}, None),
         "ort-contrib-graph": ("ort", {"cuda_graph": True}, None),
+        "ort-contrib-fused-graph": ("ort", {"fused": True, "cuda_graph": True}, None),
         "trt": ("trt", {"cuda_graph": False}, None),
         "trt-graph": ("trt", {"cuda_graph": True}, None),
         "torch-eager": ("torch", {}, None),
@@ -160,24 +163,14 @@ def _cached(key: str, fn):
 
 
 def cuda_problem() -> str | None:
-    """None when a CUDA GPU is usable here, else why not (torch when installed; else the CUDA runtime, so a
-    torch-free install can still benchmark ORT / TensorRT on its GPU)."""
-    def probe() -> str | None:
-        if importlib.util.find_spec("torch") is not None:
-            import torch
+    """None when a CUDA GPU is usable here, else why not (:func:`hrm.runtime.gpu.probe`, the one definition;
+    whether torch itself can use it is the torch targets' own question, see :func:`unavailable`)."""
+    def gpu() -> str | None:
+        from hrm.runtime.gpu import probe
 
-            if not torch.cuda.is_available():
-                build = "a CPU-only torch build" if torch.version.cuda is None else f"torch CUDA {torch.version.cuda}"
-                return f"no CUDA device ({build}, torch.cuda.is_available() is False)"
-            return None
-        try:
-            from hrm.runtime.gpu import device_count
-
-            n = device_count()
-        except Exception as exc:  # no libcudart / driver
-            return f"no CUDA runtime or driver here ({type(exc).__name__}: {exc})"
-        return None if n > 0 else "no CUDA device (cudaGetDeviceCount() = 0)"
-    return _cached("cuda", probe)
+        info = probe()
+        return None if info.available else info.reason
+    return _cached("cuda", gpu)
 
 
 def ort_cuda_problem() -> str | None:
@@ -199,6 +192,18 @@ def trt_problem() -> str | None:
             return "TensorRT is not importable (pip install tensorrt, or tensorrt-rtx)"
         return None
     return _cached("trt", probe)
+
+
+def torch_cuda_problem() -> str | None:
+    """The GPU is there (:func:`cuda_problem`); can this torch build use it?"""
+    def probe() -> str | None:
+        import torch
+
+        if torch.cuda.is_available():
+            return None
+        build = "a CPU-only torch build" if torch.version.cuda is None else f"torch CUDA {torch.version.cuda}"
+        return f"torch cannot use the GPU ({build}, torch.cuda.is_available() is False)"
+    return _cached("torch-cuda", probe)
 
 
 def compile_problem(device: str) -> str | None:
@@ -248,6 +253,8 @@ def unavailable(t: Target, deployment: Any) -> str | None:
     if t.backend == "torch":
         if importlib.util.find_spec("torch") is None:
             return "torch is not installed (pip install 'hrm-deploy[train]')"
+        if t.device == "cuda" and (p := torch_cuda_problem()):
+            return p
         if t.fast and t.fast.get("compile") and (p := compile_problem(t.device)):
             return p
         if t.device == "cpu" and t.precision == "fp16":

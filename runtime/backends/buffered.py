@@ -118,14 +118,16 @@ class CudaMemory:
 
 
 def cuda_memory() -> CudaMemory:
-    """A CudaMemory, or a BackendError saying what is missing (polygraphy, the CUDA runtime, a GPU)."""
+    """A CudaMemory, or a BackendError saying what is missing (the CUDA runtime, a driver, a GPU)."""
     from hrm.runtime.backends.base import BackendError
+    from hrm.runtime.gpu import probe
 
+    info = probe()
+    if not info.available:
+        raise BackendError(f"cannot use CUDA here: {info.reason}")
     try:
         return CudaMemory()
-    except ImportError as exc:
-        raise BackendError(f"CUDA buffers need polygraphy ({exc}): pip install polygraphy") from None
-    except Exception as exc:  # no libcudart / driver / device: polygraphy raises its own types
+    except Exception as exc:  # CudaError from stream creation
         raise BackendError(f"cannot use CUDA here: {exc}") from None
 
 

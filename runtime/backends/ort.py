@@ -45,6 +45,23 @@ from hrm.runtime.backends.buffered import Buffer, BufferedBackend, HostMemory, c
 from hrm.runtime.deployment import TensorSpec
 from hrm.runtime.dtypes import ONNX_TYPES, host_dtype
 
+#: The first onnxruntime-gpu whose CUDA EP registers MultiHeadAttention for bfloat16 (microsoft/onnxruntime
+#: PR 26083, merged 2025-09-18, after the 1.23 release branch): what an ort-contrib bf16 variant needs there.
+ORT_CONTRIB_BF16_CUDA = (1, 24)
+
+
+def _require_contrib_bf16(ort: Any, variant: Any, precision: str) -> None:
+    """Refuse an ort-contrib bf16 variant on a CUDA EP too old to have a bf16 MultiHeadAttention kernel."""
+    if variant.ops == STANDARD or variant.state_dtype != "bfloat16":
+        return
+    have = tuple(int(x) for x in ort.__version__.split(".")[:2] if x.isdigit())
+    if have < ORT_CONTRIB_BF16_CUDA:
+        need = ".".join(map(str, ORT_CONTRIB_BF16_CUDA))
+        raise BackendError(f"variant {precision} ({variant.ops} graphs, bfloat16) needs onnxruntime-gpu >= {need} on "
+                           f"CUDA (bf16 MultiHeadAttention kernel); this is {ort.__version__}: pip install "
+                           f"'onnxruntime-gpu>={need}', or use the standard graphs / fp16")
+
+
 class OrtBackend(BufferedBackend):
     """ONNX Runtime on the CPU or CUDA execution provider."""
 
@@ -94,6 +111,10 @@ class OrtBackend(BufferedBackend):
             if "CUDAExecutionProvider" not in avail:
                 raise BackendError(f"onnxruntime {ort.__version__} has no CUDAExecutionProvider (available: {avail}); "
                                    "install onnxruntime-gpu (pip install 'hrm-deploy[ort-gpu]') or use --device cpu")
+            from hrm.runtime.gpu import preload_ort_cuda
+
+            preload_ort_cuda(ort)  # cuBLAS / cuDNN from pip's nvidia-* wheels for a torch-free install
+            _require_contrib_bf16(ort, var, self.precision)
             self.memory = cuda_memory()
         else:
             self.memory = HostMemory()

@@ -1,4 +1,4 @@
-"""TensorRT backend (``tensorrt`` 10.3+/11 or ``tensorrt_rtx``): one execution context per engine.
+"""TensorRT backend (``tensorrt`` 10.3+/11 or ``tensorrt_rtx``): engines of one variant on the current GPU.
 
 Why it looks like this:
 
@@ -7,35 +7,58 @@ Why it looks like this:
   a mismatch raises :class:`hrm.errors.EngineMismatchError` with the reason and the rebuild command
   before a byte is deserialised. Engine files are then re-hashed against the manifest.
 * **Only the API shared by TensorRT 10.3+ and 11**: ``Runtime.deserialize_cuda_engine``,
-  ``create_execution_context``, ``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``,
-  the ``num_io_tensors`` / ``get_tensor_*`` introspection. No bindings, no implicit batch.
-* **No torch**: device buffers are Polygraphy ``cuda.DeviceArray`` s, all work goes on one
-  Polygraphy ``cuda.Stream``; copies and CUDA graphs through :mod:`hrm.runtime.gpu`.
-* **Shapes set once per batch size** (when it becomes current); addresses set per call, which is a
-  host-side pointer store — the ping-pong of :mod:`hrm.runtime.backends.buffered` costs nothing.
+  ``create_execution_context(USER_MANAGED)``, ``device_memory_size_v2`` + ``set_device_memory``,
+  ``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``, the ``num_io_tensors`` /
+  ``get_tensor_*`` introspection. Where TensorRT-RTX differs, :class:`hrm.runtime.trt_lib.Flavour` says so.
+* **One execution context per (engine, batch size, binding set), never modified after creation.** A
+  context's shapes and tensor addresses are set once, when it is created, and it only ever enqueues
+  after that. Why: TensorRT's CUDA-graph rules (capture only after one ``enqueueV3`` at the final
+  shapes; do not change the context afterwards) — a graph captured at batch 4 must not be replayed on
+  a context that batch 1 has since re-shaped, and inside one captured segment ``l_step`` is enqueued
+  N*T times with alternating (ping-pong) addresses, so each address set gets its own context whose
+  per-enqueue state TensorRT may keep in host or device memory. There are few: per batch size one
+  ``embed``, up to four ``l_step`` / ``h_step`` (the z_H x z_L parities) and two ``heads``/``segment``.
+  Contexts live in the batch's cache (:class:`BatchBuffers`), so switching batch size touches nothing.
+* **One scratch block for every context.** Contexts are created ``USER_MANAGED`` and all get the same
+  device memory (``max(device_memory_size_v2)`` over the engines, one ``cudaMalloc``): they run one at a
+  time on one stream, which is the condition TensorRT states for sharing it.
+* **No torch**: device buffers and the stream come from :mod:`hrm.runtime.gpu`.
 * **One CUDA graph per segment** (``cuda_graph=True``, default): the N*T l_step, N h_step and heads
   launches of a segment are captured once per (batch size, ping-pong parity at segment start; at
-  most two) after one eager warm-up segment (TensorRT may allocate or JIT on a first enqueue, which
-  must not happen under capture), then replayed with a single ``cudaGraphLaunch``. Row loads
-  (embed, state resets) stay outside the graph and write the very buffers the graph reads.
-  If capture fails (an engine or driver that is not capturable), the backend warns once and runs
-  eagerly. ``fused=True`` runs the fused ``segment`` engine instead of the step engines (captured
-  the same way).
+  most two), after one eager segment with the same parity (which creates every context the capture
+  uses and enqueues each once at its final shape: a context is never created under capture), then
+  replayed with a single ``cudaGraphLaunch``. Row loads (embed, state resets) stay outside the graph and
+  write the very buffers the graph reads. TensorRT-RTX contexts are asked ``is_stream_capturable`` first.
+  If capture is refused or fails, the partial graph is destroyed (:class:`hrm.runtime.gpu.CudaGraph`),
+  the backend warns once and runs eagerly. ``fused=True`` runs the fused ``segment`` engine instead of
+  the step engines (captured the same way).
+* **TensorRT-RTX runtime config**: each engine's contexts come from one ``IRuntimeConfig`` with
+  ``USER_MANAGED`` memory and eager kernel specialisation for dynamic shapes (kernels for a batch size
+  are compiled when its contexts are created, not on a first enqueue that may be under capture), sharing
+  one runtime cache that is loaded from and saved to ``<precision>/tensorrt_rtx.runtime_cache`` beside
+  the engines, so later sessions skip the JIT compilation. RTX's own CUDA-graph strategy is left off:
+  our capture spans several engines.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
+from pathlib import Path
 from typing import Any, Sequence
 
 from hrm.errors import EngineMismatchError, HRMError, ManifestError
+from hrm.io import write_bytes_atomic
 from hrm.manifest import IO_NAMES, QUANTIZED, STANDARD
 from hrm.runtime.backends.base import BackendError
 from hrm.runtime.backends.buffered import BatchBuffers, Buffer, BufferedBackend, cuda_memory
 from hrm.runtime.deployment import TensorSpec
-from hrm.runtime.engine_check import check_engines, detect_local, import_trt, rebuild_command
+from hrm.runtime.engine_check import check_engines, detect_local, rebuild_command
+from hrm.runtime.trt_lib import import_tensorrt, logger
 
+_log = logging.getLogger("hrm.runtime.trt")
 _TRT_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT32": "int32", "INT64": "int64"}
+RUNTIME_CACHE = "tensorrt_rtx.runtime_cache"
 
 
 class TrtBackend(BufferedBackend):
@@ -51,8 +74,12 @@ class TrtBackend(BufferedBackend):
         self.cuda_graph = bool(cuda_graph)
         self.check = bool(check)
         self.engines: dict[str, Any] = {}
-        self.contexts: dict[str, Any] = {}
         self.local = None
+        self._trt: Any = None
+        self._configs: dict[str, Any] = {}  # TensorRT-RTX: one IRuntimeConfig per engine
+        self._runtime_cache: Any = None
+        self._scratch: Any = None
+        self._capturing = False
 
     # ---- life cycle ------------------------------------------------------------------------------
     def activate_impl(self) -> None:
@@ -84,10 +111,9 @@ class TrtBackend(BufferedBackend):
             check_engines(entries, self.local, man.root, self.precision, (man.source or {}).get("path"),
                           ",".join(man.variants))
         man.verify_files(self.precision, engines=True)
-        trt = import_trt(flavours[0])
-        self._trt = trt
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(self._logger)
+        self._trt = import_tensorrt(flavours[0], error=EngineMismatchError)
+        trt = self._trt.module
+        self._runtime = trt.Runtime(logger(self._trt))
         self.memory = cuda_memory()
         try:
             for kind in self.graph_kinds:
@@ -98,13 +124,34 @@ class TrtBackend(BufferedBackend):
                                               f"rebuild with: {self._rebuild()}")
                 self.engines[kind] = engine
                 self._check_io(kind, engine, path)
-                ctx = engine.create_execution_context()
-                if ctx is None:
-                    raise BackendError(f"{path}: could not create an execution context (out of device memory?)")
-                self.contexts[kind] = ctx
+            if self._trt.traits.runtime_config:
+                self._make_runtime_configs()
+            from hrm.runtime.gpu import DeviceBuffer
+
+            self._scratch = DeviceBuffer(max(int(e.device_memory_size_v2) for e in self.engines.values()))
         except BaseException:
             self.deactivate_impl()
             raise
+
+    def _make_runtime_configs(self) -> None:
+        """TensorRT-RTX: USER_MANAGED memory, eager kernel specialisation, one shared runtime cache."""
+        trt = self._trt.module
+        path = self._runtime_cache_path()
+        for kind, engine in self.engines.items():
+            config = engine.create_runtime_config()
+            config.set_execution_context_allocation_strategy(trt.ExecutionContextAllocationStrategy.USER_MANAGED)
+            config.dynamic_shapes_kernel_specialization_strategy = trt.DynamicShapesKernelSpecializationStrategy.EAGER
+            if self._runtime_cache is None:
+                self._runtime_cache = config.create_runtime_cache()
+                if path.is_file() and not self._runtime_cache.deserialize(path.read_bytes()):
+                    _log.warning("%s: TensorRT-RTX refused this runtime cache (another GPU, driver or TensorRT-RTX); "
+                                 "starting empty, it is replaced when this session ends", path)
+            config.set_runtime_cache(self._runtime_cache)
+            self._configs[kind] = config
+
+    def _runtime_cache_path(self) -> Path:
+        man = self.deployment.manifest
+        return man.path(self.deployment.variant(self.precision).engines[self.graph_kinds[0]].file).parent / RUNTIME_CACHE
 
     def _release_cache(self, cache: dict[Any, Any]) -> None:
         for key, v in cache.items():
@@ -112,7 +159,17 @@ class TrtBackend(BufferedBackend):
                 v[0].free()
 
     def _drop_graphs(self) -> None:
-        self.contexts.clear()
+        """Contexts are gone with the batch caches; save the RTX runtime cache, free scratch, drop engines."""
+        if self._runtime_cache is not None:
+            try:
+                write_bytes_atomic(self._runtime_cache_path(), bytes(self._runtime_cache.serialize()))
+            except OSError as exc:  # a read-only deployment still runs; it just compiles again next time
+                _log.warning("could not save the TensorRT-RTX runtime cache: %s", exc)
+            self._runtime_cache = None
+        self._configs.clear()
+        if self._scratch is not None:
+            self._scratch.free()
+            self._scratch = None
         self.engines.clear()
 
     def _rebuild(self) -> str:
@@ -127,7 +184,7 @@ class TrtBackend(BufferedBackend):
         return d
 
     def _check_io(self, kind: str, engine: Any, path: Any) -> None:
-        trt = self._trt
+        trt = self._trt.module
         want_in, want_out = IO_NAMES[kind]
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         ins = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -143,9 +200,9 @@ class TrtBackend(BufferedBackend):
 
     # ---- buffers ----------------------------------------------------------------------------------
     def _alloc(self, spec: TensorSpec) -> Buffer:
-        from polygraphy import cuda
+        from hrm.runtime.gpu import DeviceBuffer
 
-        arr = cuda.DeviceArray.raw((max(spec.nbytes, 1),))
+        arr = DeviceBuffer(max(spec.nbytes, 1))
         return Buffer(spec, int(arr.ptr), handle=arr)
 
     def _release(self, buf: Buffer) -> None:
@@ -153,27 +210,50 @@ class TrtBackend(BufferedBackend):
             buf.handle.free()
         super()._release(buf)
 
-    def _on_select(self, bufs: BatchBuffers) -> None:
-        for kind in self.graph_kinds:
-            ins, _ = self.deployment.io_specs(self.precision, kind, bufs.batch)
-            ctx = self.contexts[kind]
-            for spec in ins:
-                if not ctx.set_input_shape(spec.name, spec.shape):
-                    raise EngineMismatchError(
-                        f"{kind} engine rejects input {spec.name} of shape {list(spec.shape)} (batch {bufs.batch} is "
-                        f"outside its optimisation profile); rebuild with a larger max batch: "
-                        f"{self._rebuild()}")
-
-    # ---- running ----------------------------------------------------------------------------------
-    def _run(self, kind: str, inputs: Sequence[Buffer], outputs: Sequence[Buffer]) -> None:
-        ctx = self.contexts[kind]
+    # ---- contexts ---------------------------------------------------------------------------------
+    def _context(self, kind: str, inputs: Sequence[Buffer], outputs: Sequence[Buffer]) -> Any:
+        """The context of (engine ``kind``, current batch, these buffers): made once, then never changed."""
+        bufs: BatchBuffers = self.bufs
+        key = ("ctx", kind, tuple(b.ptr for b in inputs), tuple(b.ptr for b in outputs))
+        ctx = bufs.cache.get(key)
+        if ctx is not None:
+            return ctx
+        if self._capturing:  # the eager segment before a capture creates every context it needs
+            raise BackendError(f"internal: a new {kind} context was needed during CUDA graph capture")
+        trt, engine = self._trt.module, self.engines[kind]
+        if self._trt.traits.runtime_config:
+            ctx = engine.create_execution_context(self._configs[kind])
+        else:
+            ctx = engine.create_execution_context(trt.ExecutionContextAllocationStrategy.USER_MANAGED)
+        if ctx is None:
+            raise BackendError(f"{kind}: TensorRT could not create an execution context (batch {bufs.batch}; "
+                               "out of host memory?)")
+        ctx.set_device_memory(self._scratch.ptr, self._scratch.nbytes)
+        ins, _ = self.deployment.io_specs(self.precision, kind, bufs.batch)
+        for spec in ins:
+            if not ctx.set_input_shape(spec.name, spec.shape):
+                raise EngineMismatchError(
+                    f"{kind} engine rejects input {spec.name} of shape {list(spec.shape)} (batch {bufs.batch} is "
+                    f"outside its optimisation profile); rebuild with a larger max batch: {self._rebuild()}")
         in_names, out_names = IO_NAMES[kind]
-        for name, buf in zip(in_names, inputs):
+        for name, buf in (*zip(in_names, inputs), *zip(out_names, outputs)):
             ctx.set_tensor_address(name, buf.ptr)
-        for name, buf in zip(out_names, outputs):
-            ctx.set_tensor_address(name, buf.ptr)
+        bufs.cache[key] = ctx
+        return ctx
+
+    def _run(self, kind: str, inputs: Sequence[Buffer], outputs: Sequence[Buffer]) -> None:
+        ctx = self._context(kind, inputs, outputs)
         if not ctx.execute_async_v3(self.memory.stream.ptr):
             raise BackendError(f"TensorRT execute_async_v3 failed for {kind} (batch {self.batch}); see the log above")
+
+    def _capture_refusal(self) -> str | None:
+        """TensorRT-RTX: why the current batch's contexts cannot be captured on our stream (None: they can)."""
+        if not self._trt.traits.runtime_config:
+            return None
+        stream = self.memory.stream.ptr
+        bad = sorted({key[1] for key, ctx in self.bufs.cache.items()
+                      if key[0] == "ctx" and not ctx.is_stream_capturable(stream)})
+        return f"TensorRT-RTX says the {', '.join(bad)} contexts are not stream-capturable" if bad else None
 
     def segment(self) -> None:
         """One segment; replayed from a captured CUDA graph once warmed up (see the module doc)."""
@@ -192,11 +272,19 @@ class TrtBackend(BufferedBackend):
             return super().segment()
         from hrm.runtime.gpu import CudaError, CudaGraph
 
-        try:
-            graph = CudaGraph(self.memory.stream, super().segment)  # flips the ping-pong as it enqueues
-        except (CudaError, RuntimeError, BackendError) as exc:
-            b.pp.h, b.pp.l = start
-            warnings.warn(f"trt backend: CUDA graph capture failed ({exc}); running segments eagerly", stacklevel=2)
+        why = self._capture_refusal()
+        graph = None
+        if why is None:
+            self._capturing = True
+            try:
+                graph = CudaGraph(self.memory.stream, super().segment)  # flips the ping-pong as it enqueues
+            except (CudaError, RuntimeError, BackendError) as exc:
+                why = f"CUDA graph capture failed ({exc})"
+                b.pp.h, b.pp.l = start
+            finally:
+                self._capturing = False
+        if graph is None:
+            warnings.warn(f"trt backend: {why}; running segments eagerly", stacklevel=2)
             self.cuda_graph = False
             return super().segment()
         b.cache[("graph", start)] = (graph, b.pp.key)

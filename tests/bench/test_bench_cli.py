@@ -17,8 +17,8 @@ pytest.importorskip("torch")
 
 EXPECTED = [f"{label}/{p}" for label in (
     "ort-cpu", "ort-cpu-fused", "ort-cpu-contrib", "ort-cpu-contrib-fused", "trt-cpu", "torch-eager-cpu",
-    "ort-cuda", "ort-cuda-fused", "ort-cuda-graph", "ort-cuda-contrib", "ort-cuda-contrib-fused",
-    "ort-cuda-contrib-graph", "trt-cuda", "trt-cuda-graph", "torch-eager-cuda",
+    "ort-cuda", "ort-cuda-fused", "ort-cuda-graph", "ort-cuda-fused-graph", "ort-cuda-contrib", "ort-cuda-contrib-fused",
+    "ort-cuda-contrib-graph", "ort-cuda-contrib-fused-graph", "trt-cuda", "trt-cuda-graph", "torch-eager-cuda",
     "torch-eager-cuda-graph") for p in ("fp32", "fp16")]
 
 

@@ -26,6 +26,12 @@ def test_names():
     assert T.make_target("torch-compile-graph", "cuda", "bf16").name == "torch-compile-cuda-graph/bf16"
     assert T.make_target("ort", "cpu", "fp32", threads=3).options == {"threads": 3}
     assert T.make_target("ort-graph", "cuda", "fp32", threads=3).options == {"cuda_graph": True}
+    # the fused segment graph replayed as one CUDA graph per segment, on both graph flavours
+    assert T.make_target("ort-fused-graph", "cuda", "fp16").name == "ort-cuda-fused-graph/fp16"
+    assert T.make_target("ort-fused-graph", "cuda", "fp16").options == {"fused": True, "cuda_graph": True}
+    contrib = T.make_target("ort-contrib-fused-graph", "cuda", "fp16")
+    assert contrib.name == "ort-cuda-contrib-fused-graph/fp16" and contrib.ops == "ort-contrib"
+    assert contrib.options == {"fused": True, "cuda_graph": True}
     assert T.make_target("ort-contrib", "cpu", "fp32").name == "ort-cpu-contrib/fp32"
     assert T.make_target("ort-contrib-fused", "cpu", "fp32", threads=2).name == "ort-cpu-contrib-fused/fp32"
     assert T.make_target("ort-contrib-graph", "cuda", "fp16").name == "ort-cuda-contrib-graph/fp16"
@@ -39,8 +45,9 @@ def test_plan_expands_backends_per_device():
                                     ["fp32"])]
     assert names == ["ort-cpu/fp32", "ort-cpu-fused/fp32", "ort-cpu-contrib/fp32", "ort-cpu-contrib-fused/fp32",
                      "trt-cpu/fp32", "torch-eager-cpu/fp32", "torch-compile-cpu/fp32",
-                     "ort-cuda/fp32", "ort-cuda-fused/fp32", "ort-cuda-graph/fp32", "ort-cuda-contrib/fp32",
-                     "ort-cuda-contrib-fused/fp32", "ort-cuda-contrib-graph/fp32", "trt-cuda/fp32",
+                     "ort-cuda/fp32", "ort-cuda-fused/fp32", "ort-cuda-graph/fp32", "ort-cuda-fused-graph/fp32",
+                     "ort-cuda-contrib/fp32", "ort-cuda-contrib-fused/fp32", "ort-cuda-contrib-graph/fp32",
+                     "ort-cuda-contrib-fused-graph/fp32", "trt-cuda/fp32",
                      "trt-cuda-graph/fp32", "torch-eager-cuda/fp32", "torch-eager-cuda-graph/fp32",
                      "torch-compile-cuda-graph/fp32"]
     only_std = [t.name for t in T.plan(stub_deployment(), ["cpu"], ["ort"], ["fp32"], ops=("standard",))]

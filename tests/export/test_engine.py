@@ -66,6 +66,11 @@ def test_every_graph_builds(engine_export):
             assert e.options["min_batch"] == 1 and e.options["opt_batch"] == 4 and e.options["max_batch"] == 16
             assert e.options["builder_optimization_level"] == 1 and e.options["strongly_typed"]
             assert e.device and e.compute_capability
+            # fp32 engines are the reference: TF32 (on by default in TensorRT) is cleared and recorded
+            assert e.options.get("tf32") is (False if precision == "fp32" else None)
+            if trt.flavour == "tensorrt_rtx":
+                assert e.compute_capability == "8.6,8.9,12.0"  # the default targets, recorded as they are
+                assert e.options["require_user_allocation"] is True
             if trt.flavour == "tensorrt_rtx" and not _has_gpu():
                 assert e.device == "none (built without GPU)"
     assert m.exporter["tensorrt"] == {"flavour": trt.flavour, "version": trt.version}
@@ -102,7 +107,36 @@ def test_unknown_flavour():
         import_tensorrt("tensorrt_llm")
 
 
-def _has_gpu() -> bool:
-    import shutil
+def test_tensorrt_logs_go_to_logging_never_to_stdout(tmp_path, capfd, caplog):
+    """A failing parse makes TensorRT log errors: they reach Python logging (stderr), stdout stays empty
+    (it carries hrm-run --json / hrm-bench --json -)."""
+    import logging
 
-    return shutil.which("nvidia-smi") is not None
+    import onnx
+    from onnx import TensorProto, helper
+
+    from hrm.errors import ExportError
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    model = helper.make_model(helper.make_graph([helper.make_node("NoSuchOp", ["x"], ["y"], domain="hrm.bogus")],
+                                                "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("hrm.bogus", 1)])
+    onnx.save(model, str(tmp_path / "bad.onnx"))
+    with caplog.at_level(logging.DEBUG, logger="hrm.tensorrt"), pytest.raises(ExportError):
+        parse_onnx(import_tensorrt(), tmp_path / "bad.onnx")
+    assert capfd.readouterr().out == ""
+    assert any("NoSuchOp" in r.getMessage() for r in caplog.records if r.name == "hrm.tensorrt")
+
+
+def test_one_logger_per_process():
+    from hrm.runtime.trt_lib import logger
+
+    trt = import_tensorrt()
+    assert logger(trt) is logger(import_tensorrt())
+
+
+def _has_gpu() -> bool:
+    from hrm.runtime.gpu import probe
+
+    return probe().available

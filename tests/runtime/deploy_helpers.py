@@ -49,45 +49,24 @@ def copy_deployment(src: Path, dst: Path) -> Path:
     return dst
 
 
-def build_engines(deploy_dir: Path, precision: str, trt, max_batch: int = 16, opt_batch: int = 4) -> list[Path]:
-    """Build TensorRT engines for the step graphs of ``precision`` with module ``trt`` (``tensorrt`` or
-    ``tensorrt_rtx``; only API shared by TensorRT 10.3+, 11 and RTX) and list them in the manifest with
-    this machine's facts (flavour, version, compute capability). Returns the engine paths."""
-    from hrm.io import sha256_file
-    from hrm.manifest import EngineEntry, load_manifest
-    from hrm.runtime.gpu import Cudart
+def build_engines(deploy_dir: Path, precision: str, trt=None, max_batch: int = 16, opt_batch: int = 4) -> list[Path]:
+    """Build TensorRT engines for every graph of ``precision`` with the exporter's own builder
+    (:func:`hrm.export.engine.build_engine`, so the records are the real ones) and list them in the
+    manifest. ``trt``: a module (``tensorrt`` / ``tensorrt_rtx``) or None for the default flavour."""
+    from hrm.export.engine import EngineOptions, build_engine, import_tensorrt
+    from hrm.manifest import load_manifest
 
-    flavour = "tensorrt_rtx" if trt.__name__.startswith("tensorrt_rtx") else "tensorrt"
-    cc = Cudart.get().compute_capability()
+    flavour = "auto" if trt is None else ("tensorrt_rtx" if trt.__name__.startswith("tensorrt_rtx") else "tensorrt")
+    imported = import_tensorrt(flavour)
     man = load_manifest(deploy_dir, verify=False)
     var = man.variant(precision)
-    logger = trt.Logger(trt.Logger.WARNING)
+    options = EngineOptions(min_batch=1, opt_batch=opt_batch, max_batch=max_batch, flavour=imported.flavour)
     out = []
-    for kind in var.graphs:
-        g = var.graphs[kind]
-        builder = trt.Builder(logger)
-        flags = 0
-        if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
-            flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-        network = builder.create_network(flags)
-        parser = trt.OnnxParser(network, logger)
-        if not parser.parse_from_file(str(man.path(g.file))):
-            raise RuntimeError(f"{g.file}: " + "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors)))
-        config = builder.create_builder_config()
-        profile = builder.create_optimization_profile()
-        for spec in g.inputs:
-            dims = [d if isinstance(d, int) else None for d in spec["shape"]]
-            shape = lambda b: tuple(b if d is None else d for d in dims)  # noqa: E731
-            profile.set_shape(spec["name"], shape(1), shape(opt_batch), shape(max_batch))
-        config.add_optimization_profile(profile)
-        blob = builder.build_serialized_network(network, config)
-        if blob is None:
-            raise RuntimeError(f"{g.file}: engine build failed")
-        rel = f"{precision}/{kind}.engine"
-        path = man.path(rel)
-        path.write_bytes(bytes(blob))
-        var.engines[kind] = EngineEntry(kind, rel, sha256_file(path), flavour, str(trt.__version__), "", cc, {})
-        out.append(path)
+    for kind, g in var.graphs.items():
+        path = man.path(g.file)
+        entry, _ = build_engine(imported, path, path.with_suffix(".engine"), options, root=man.root)
+        var.engines[kind] = entry
+        out.append(path.with_suffix(".engine"))
     man.save()
     return out
 

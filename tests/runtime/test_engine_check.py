@@ -47,12 +47,27 @@ def test_compatibility_options():
     assert engine_incompatibility(entry("tensorrt_rtx", "1.7.1", "8.6", compute_capabilities=["8.6", "8.9"]), rtx) is None
     assert engine_incompatibility(entry("tensorrt_rtx", "1.7.1", "8.9,12.0"), rtx) is None
     assert "8.6,12.0" in engine_incompatibility(entry("tensorrt_rtx", "1.7.1", "8.6,12.0"), rtx)
-    # records that name no readable capability prove no mismatch (TensorRT checks at load)
+    # RTX default targets are 8.6 / 8.9 / 12.0 (manifests before the real list was recorded say so in words)
+    assert engine_incompatibility(entry("tensorrt_rtx", "1.7.1", "8.6,8.9,12.0"), rtx) is None
     assert engine_incompatibility(entry("tensorrt_rtx", "1.7.1", "TensorRT-RTX default targets"), rtx) is None
-    assert engine_incompatibility(entry("tensorrt_rtx", "1.7.1", "current"), rtx) is None
-    assert engine_incompatibility(entry(cc="unknown"), H100) is None
-    hopper_rtx = LocalTensorRT("tensorrt_rtx", "1.7.1", "9.0")
-    assert "do not target" in engine_incompatibility(entry("tensorrt_rtx", "1.7.1", "TensorRT-RTX default targets"), hopper_rtx)
+    for other in ("9.0", "8.7", "11.0", "10.0", "8.0"):  # Hopper, Orin, Thor, datacenter Blackwell, A100
+        gpu = LocalTensorRT("tensorrt_rtx", "1.7.1", other)
+        assert "no Hopper, Orin, Thor or datacenter Blackwell" in engine_incompatibility(
+            entry("tensorrt_rtx", "1.7.1", "TensorRT-RTX default targets"), gpu)
+
+
+@pytest.mark.parametrize("recorded", ["unknown", "current", "", "N/A"])
+def test_unknown_recorded_capability_is_refused_not_let_through(recorded):
+    """A record that names no readable capability proves nothing: refused with the reason."""
+    for local, flavour in ((H100, "tensorrt"), (LocalTensorRT("tensorrt_rtx", "1.7.1", "8.9"), "tensorrt_rtx")):
+        why = engine_incompatibility(entry(flavour, local.version, recorded), local)
+        assert why is not None and "not readable" in why and local.compute_capability in why
+    # hardware-compatible engines need no recorded capability
+    assert engine_incompatibility(entry(cc="unknown", hardware_compatibility="ampere_plus"), H100) is None
+
+
+def test_unreadable_local_capability_is_refused():
+    assert "not readable" in engine_incompatibility(entry(), LocalTensorRT("tensorrt", "10.8.0.43", "N/A"))
 
 
 def test_check_engines_names_every_file_and_the_rebuild_command():

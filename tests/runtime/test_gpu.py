@@ -15,14 +15,14 @@ pytestmark = pytest.mark.skipif(device_count() == 0, reason="no CUDA device (or 
 
 
 def test_copies_pinned_memory_and_graph_capture():
-    from polygraphy import cuda
-
-    from hrm.runtime.gpu import Cudart, CudaGraph, PinnedArray, Stream
+    from hrm.runtime.gpu import Cudart, CudaGraph, DeviceBuffer, PinnedArray, Stream, probe
 
     cc = Cudart.get().compute_capability()
     assert cc.count(".") == 1 and all(p.isdigit() for p in cc.split("."))
+    info = probe()
+    assert info.available and info.compute_capability == cc and info.name and info.driver and info.runtime
     s = Stream()
-    a, b = cuda.DeviceArray.raw((4096,)), cuda.DeviceArray.raw((4096,))
+    a, b = DeviceBuffer(4096), DeviceBuffer(4096)
     host = np.arange(1024, dtype=np.float32)
     pinned = PinnedArray((1024,), np.float32)
     try:

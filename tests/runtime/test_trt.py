@@ -54,6 +54,39 @@ def test_trt_fp32_equals_ort(trt_deploy, batch16, cuda_graph):
         assert t.backend.cuda_graph == cuda_graph  # capture worked (no silent fallback)
 
 
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_trt_batch_switching_1_4_1_4_equals_ort(trt_deploy, batch16, cuda_graph):
+    """One context per (engine, batch size): going back to a batch size replays its own contexts and
+    graphs, untouched by the other size (a shared context re-shaped under a captured graph is UB)."""
+    from hrm.runtime import Session
+
+    tokens, ids = batch16
+    with Session(trt_deploy, backend="trt", device="cuda", cuda_graph=cuda_graph) as t, \
+            Session(trt_deploy, backend="ort") as o:
+        for batch in (1, 4, 1, 4):
+            t.batch = o.batch = batch
+            assert_same_solves(t, o, tokens[:8], ids[:8], max_segments=4, rtol=1e-3, atol=1e-3)
+        assert t.backend.cuda_graph == cuda_graph
+        if cuda_graph:  # a graph was captured, and kept, for each batch size
+            for batch in (1, 4):
+                assert any(k[0] == "graph" for k in t.backend._batches[batch].cache), batch
+
+
+def test_trt_graph_replay_at_two_batch_sizes_is_bit_identical_to_eager(trt_deploy, batch16):
+    from hrm.runtime import Session
+
+    tokens, ids = batch16
+    for batch in (1, 4):
+        with Session(trt_deploy, backend="trt", device="cuda", batch=batch, cuda_graph=True) as g, \
+                Session(trt_deploy, backend="trt", device="cuda", batch=batch, cuda_graph=False) as e:
+            a = g.solve(tokens[:8], puzzle_ids=ids[:8], halting="fixed", max_segments=5)
+            b = e.solve(tokens[:8], puzzle_ids=ids[:8], halting="fixed", max_segments=5)
+            assert g.backend.cuda_graph, "capture fell back to eager"
+        for x, y in zip(a, b):
+            assert x.q_halt == y.q_halt
+            np.testing.assert_array_equal(x.answer_tokens, y.answer_tokens)
+
+
 def test_trt_fused_segment_equals_steps(trt_deploy, batch16):
     from hrm.runtime import Session
     from hrm.runtime.deployment import load_deployment
