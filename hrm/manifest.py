@@ -17,7 +17,7 @@ from typing import Any
 
 from hrm.config import HRMConfig
 from hrm.errors import ManifestError
-from hrm.halting import DEFAULT_HALT_RULE, HALT_RULES
+from hrm.halting import DEFAULT_HALT_RULE, HALT_RULES, HALTING_MODES, HaltingPolicy
 from hrm.io import sha256_file, write_text_atomic
 
 FORMAT = "hrm-deploy-manifest"
@@ -125,6 +125,12 @@ class Manifest:
         return {"H_cycles": c.H_cycles, "L_cycles": c.L_cycles, "halt_max_steps": c.halt_max_steps,
                 "default_halting": self.default_halting, "halt_rule": self.halt_rule}
 
+    def halting_policy(self, mode: str | None = None, max_segments: int | None = None) -> HaltingPolicy:
+        """How this deployment's rows stop: ``mode`` (default ``default_halting``), the cap (default
+        ``halt_max_steps``) and the recorded halt rule, validated once here."""
+        return HaltingPolicy(mode or self.default_halting,
+                             self.config.halt_max_steps if max_segments is None else int(max_segments), self.halt_rule)
+
     def variant(self, precision: str) -> Variant:
         if precision not in self.variants:
             raise ManifestError(f"{self.root / MANIFEST_NAME}: no '{precision}' variant; this deployment has "
@@ -230,6 +236,9 @@ def load_manifest(root: str | Path, verify: bool = True, precision: str | None =
     if not variants:
         raise ManifestError(f"{where}: no variants")
     rec = raw.get("recurrence") or {}
+    if rec.get("default_halting", "act") not in HALTING_MODES:
+        raise ManifestError(f"{where} [recurrence]: 'default_halting' is {rec['default_halting']!r}; expected one of "
+                            f"{list(HALTING_MODES)}")
     manifest = Manifest(config=config, task=raw.get("task"), variants=variants, init=_require(raw, "init", where),
                         source=raw.get("source") or {}, exporter=raw.get("exporter") or {},
                         default_halting=rec.get("default_halting", "act"), root=root,

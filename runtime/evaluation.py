@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from hrm.halting import HALTING_MODES
 from hrm.runtime.results import SolveResult, exact_match
 
 ALL = "all"
@@ -85,7 +86,7 @@ def group_of(puzzle: Any, group_key: str | None) -> str | None:
     return None if value is None else str(value)
 
 
-def evaluate(session: Any, puzzles: Sequence[Any], *, haltings: Sequence[str] = ("fixed", "act"),
+def evaluate(session: Any, puzzles: Sequence[Any], *, haltings: Sequence[str] = HALTING_MODES,
              group_key: str | None = "bucket", max_segments: int | None = None,
              on_chunk: Callable[[int], None] | None = None) -> EvalReport:
     """Solve ``puzzles`` once per halting mode on ``session`` and score them overall and per group.
@@ -96,14 +97,14 @@ def evaluate(session: Any, puzzles: Sequence[Any], *, haltings: Sequence[str] = 
         raise ValueError("no puzzles to evaluate")
     groups = [group_of(p, group_key) for p in puzzles]
     labels = sorted({g for g in groups if g is not None}, key=_group_order)
-    cap = max_segments or session.max_segments or session.config.halt_max_steps
+    policy = session.policy.with_(max_segments=max_segments)
     report = EvalReport(meta={"n": len(puzzles), "haltings": list(haltings), "group_key": group_key,
-                              "groups": labels, "max_segments": int(cap), "batch": session.batch,
+                              "groups": labels, "max_segments": policy.max_segments, "batch": session.batch,
                               "backend": session.backend.name, "device": session.backend.device,
                               "precision": session.backend.precision,
                               "fused": bool(getattr(session.backend, "fused", False))})
     for halting in haltings:
-        results = list(session.iter_solve(puzzles, halting=halting, max_segments=max_segments, on_chunk=on_chunk))
+        results = list(session.iter_solve(puzzles, halting=policy.with_(halting), on_chunk=on_chunk))
         report.scores.setdefault(ALL, {})[halting] = score(results)
         for label in labels:
             members = [r for r, g in zip(results, groups) if g == label]

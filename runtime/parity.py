@@ -37,9 +37,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from hrm.halting import HALTING_MODES
 from hrm.runtime.results import exact_match
 
-HALTINGS = ("fixed", "act")
 FP32_ANSWER_AGREEMENT = 1.0
 LOW_PRECISION_ACCURACY_POINTS = 0.5
 
@@ -150,7 +150,7 @@ def relative_drift(z_backend: np.ndarray, z_ref: np.ndarray) -> np.ndarray:
 
 
 def run_parity(deployment: Any, puzzles: Sequence[Any], *, backend: str = "ort", device: str = "cpu",
-               precisions: Sequence[str] = ("fp32",), haltings: Sequence[str] = HALTINGS, batch: int = 32,
+               precisions: Sequence[str] = ("fp32",), haltings: Sequence[str] = HALTING_MODES, batch: int = 32,
                max_segments: int | None = None, checkpoint: Any = None, reference_model: Any = None,
                reference_device: str = "cpu", backend_options: dict[str, Any] | None = None) -> ParityReport:
     """Solve ``puzzles`` with the fp32 PyTorch reference and with ``backend`` at each precision.
@@ -164,6 +164,7 @@ def run_parity(deployment: Any, puzzles: Sequence[Any], *, backend: str = "ort",
     from hrm.runtime.backends.torch_ref import TorchBackend
     from hrm.runtime.session import Session
 
+    policy = deployment.manifest.halting_policy(max_segments=max_segments)  # both sides stop rows by it
     ref_backend = TorchBackend(deployment, "fp32", reference_device, checkpoint=checkpoint, model=reference_model)
     ref_backend.activate()
     model = ref_backend.model
@@ -180,7 +181,7 @@ def run_parity(deployment: Any, puzzles: Sequence[Any], *, backend: str = "ort",
             tokens = torch.from_numpy(np.stack([np.asarray(p.tokens, np.int32) for p in chunk])).to(reference_device)
             ids = torch.tensor([int(getattr(p, "puzzle_id", 0)) for p in chunk], dtype=torch.int32, device=reference_device)
             for h in haltings:
-                ref = torch_solve(model, tokens, ids, halting=h, max_segments=max_segments, keep_states=(h == "fixed"))
+                ref = torch_solve(model, tokens, ids, halting=policy.with_(h), keep_states=(h == "fixed"))
                 ref_out[h][0].append(ref.predictions.cpu().numpy().astype(np.int32))
                 ref_out[h][1].append(ref.segments.cpu().numpy())
                 ref_states = [z.numpy() for z in ref.z_H_trace] if ref.z_H_trace is not None else None
@@ -193,7 +194,7 @@ def run_parity(deployment: Any, puzzles: Sequence[Any], *, backend: str = "ort",
                                  k=len(chunk)) -> None:
                             s = int(counts[:k].max())
                             per_seg.append(relative_drift(z_H[:k], ref_states[s - 1][:k]))
-                    results = sess.solve(chunk, halting=h, max_segments=max_segments, state_hook=hook)
+                    results = sess.solve(chunk, halting=policy.with_(h), state_hook=hook)
                     run_out[(p, h)][0].append(np.stack([r.answer_tokens for r in results]))
                     run_out[(p, h)][1].append(np.array([r.segments for r in results]))
                     if hook is not None:
@@ -215,5 +216,5 @@ def run_parity(deployment: Any, puzzles: Sequence[Any], *, backend: str = "ort",
             comparisons.append(compare(p, h, ref, run, labels, per_segment))
     meta = {"backend": backend, "device": device, "precisions": list(precisions), "haltings": list(haltings),
             "n": len(puzzles), "batch": batch, "reference": f"hrm.model fp32 ({reference_device})",
-            "max_segments": max_segments or deployment.config.halt_max_steps}
+            "max_segments": policy.max_segments, "halt_rule": policy.rule}
     return ParityReport(comparisons, evaluate_gates(comparisons), meta)

@@ -27,9 +27,10 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from hrm.halting import HaltingPolicy
 from hrm.runtime.backends import create_backend
 from hrm.runtime.deployment import Deployment, load_deployment
-from hrm.runtime.loop import Request, SegmentLoop, StateHook, check_halting, merge_errors
+from hrm.runtime.loop import Request, SegmentLoop, StateHook, merge_errors
 from hrm.runtime.results import SolveResult, build_result
 
 
@@ -37,16 +38,15 @@ class Session:
     """Run a deployment's recurrence on one backend (``ort`` | ``trt`` | ``torch``)."""
 
     def __init__(self, deployment: str | Path | Deployment, backend: str = "ort", device: str = "cpu",
-                 precision: str = "fp32", batch: int = 1, *, halting: str | None = None,
+                 precision: str = "fp32", batch: int = 1, *, halting: str | HaltingPolicy | None = None,
                  max_segments: int | None = None, verify: bool = True, **backend_options: Any) -> None:
         self.deployment = load_deployment(deployment, verify=verify, precision=precision)
         self.deployment.variant(precision)  # a missing variant fails here, with the re-export hint
         if int(batch) < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
         self.batch = int(batch)
-        self.halting = halting or self.deployment.manifest.default_halting
-        self.max_segments = max_segments
-        check_halting(self.halting, max_segments, self.deployment.config.halt_max_steps)
+        #: the default halting of every solve / Scheduler (a call's halting / max_segments override it)
+        self.policy = self.deployment.manifest.halting_policy().with_(halting, max_segments)
         self.backend = create_backend(backend, self.deployment, precision=precision, device=device, **backend_options)
         self.lock = threading.RLock()  # one driver at a time (solve or a Scheduler step)
         self._reserved: dict[int, Any] = {}  # batch size -> Scheduler holding rows in those buffers
@@ -75,14 +75,13 @@ class Session:
     def config(self):
         return self.deployment.config
 
-    def new_loop(self, batch: int, halting: str | None = None, max_segments: int | None = None,
+    def new_loop(self, batch: int, halting: str | HaltingPolicy | None = None, max_segments: int | None = None,
                  trace: bool = False, state_hook: StateHook | None = None) -> SegmentLoop:
         """Activate, allocate ``batch`` rows and return a loop over them (caller holds ``lock``)."""
+        policy = self.policy.with_(halting, max_segments)
         self.backend.activate()
         self.backend.allocate(batch)
-        return SegmentLoop(self.backend, halting=halting or self.halting,
-                           max_segments=self.max_segments if max_segments is None else max_segments,
-                           trace=trace, state_hook=state_hook)
+        return SegmentLoop(self.backend, policy, trace=trace, state_hook=state_hook)
 
     def reserve(self, batch: int, scheduler: Any) -> None:
         """Mark batch size ``batch``'s buffers as used by ``scheduler`` (solve refuses to clobber them)."""
@@ -94,7 +93,7 @@ class Session:
 
     # ---- solving ------------------------------------------------------------------------------------
     def solve(self, puzzles: Sequence[Any] | np.ndarray, *, puzzle_ids: Sequence[int] | None = None,
-              halting: str | None = None, max_segments: int | None = None, trace: bool = False,
+              halting: str | HaltingPolicy | None = None, max_segments: int | None = None, trace: bool = False,
               state_hook: StateHook | None = None) -> list[SolveResult]:
         """Solve puzzles (``hrm.tasks.Puzzle`` objects or a token array [N, S]); results in input order.
 
@@ -105,8 +104,8 @@ class Session:
                                     trace=trace, state_hook=state_hook))
 
     def iter_solve(self, puzzles: Sequence[Any] | np.ndarray, *, puzzle_ids: Sequence[int] | None = None,
-                   halting: str | None = None, max_segments: int | None = None, trace: bool = False,
-                   state_hook: StateHook | None = None,
+                   halting: str | HaltingPolicy | None = None, max_segments: int | None = None,
+                   trace: bool = False, state_hook: StateHook | None = None,
                    on_chunk: Callable[[int], None] | None = None) -> Iterator[SolveResult]:
         """Like :meth:`solve`, yielding results chunk by chunk (for streaming output / progress)."""
         requests = list(_requests(puzzles, puzzle_ids))
@@ -128,7 +127,7 @@ class Session:
                     for rec in step.finished:
                         done[rec.row] = rec
             for row in range(len(chunk)):
-                yield build_result(done[row], task)
+                yield build_result(done[row], task, loop.policy)
             if on_chunk is not None:
                 on_chunk(len(chunk))
 

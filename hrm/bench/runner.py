@@ -43,6 +43,7 @@ from hrm.bench.floor import DevicePeaks, floor_report, measure_peaks, param_coun
 from hrm.bench.stats import median, ratio, summarize_ms
 from hrm.bench.stats import dig as _get
 from hrm.bench.targets import BACKEND_CHOICES, Target, deployment_ops, plan
+from hrm.halting import HALTING_MODES
 from hrm.manifest import GRAPH_OPS, QUANTIZED
 
 SCHEMA = "hrm-bench/1"
@@ -75,7 +76,7 @@ class BenchOptions:
     backends: Sequence[str] = BACKEND_CHOICES
     precisions: Sequence[str] | None = None  # None: fp32 on CPU; fp32, fp16, bf16 on CUDA
     batches: Sequence[int] = (1,)
-    halting: Sequence[str] = ("fixed", "act")
+    halting: Sequence[str] = HALTING_MODES
     max_segments: int | None = None
     puzzles: int | None = None  # overrides budget.solve_puzzles
     segments_only: bool = False
@@ -190,9 +191,10 @@ def open_target(t: Target, deployment: Any, options: BenchOptions) -> Any:
     opts = dict(t.options)
     if t.backend == "torch" and options.checkpoint is not None:
         opts["checkpoint"] = options.checkpoint
+    policy = deployment.manifest.halting_policy(options.halting[0] if options.halting else None,
+                                                options.max_segments)
     session = Session(deployment, backend=t.backend, device=t.device, precision=t.precision, batch=1,
-                      halting=options.halting[0] if options.halting else None,
-                      max_segments=options.max_segments, **opts)
+                      halting=policy, **opts)
     if t.fast is not None:
         from hrm.bench.torch_fast import TorchFastBackend
 
@@ -241,7 +243,8 @@ def run(deployment_dir: str | Path, options: BenchOptions | None = None, *, comm
     for ops, path in (options.ops_deployments or {}).items():
         flavours.setdefault(ops, load_deployment(path))
     c = dep.config
-    cap = options.max_segments or c.halt_max_steps
+    policy = dep.manifest.halting_policy(max_segments=options.max_segments)
+    cap = policy.max_segments
     n_pool = max(budget.solve_puzzles, min(64, max(batches)), 2)
     say(f"generating {n_pool} puzzles")
     pool, pool_source = make_puzzles(dep, n_pool, options.seed)
@@ -597,7 +600,7 @@ def throughput_puzzles(batch: int, segment_ms: float | None, segments_per_puzzle
 
 def _scheduler_run(Scheduler: Any, session: Any, slots: int, halting: str, items: Sequence[Any]) -> dict[str, Any]:
     """Submit every item, drive the scheduler until idle; counts and the elapsed wall time."""
-    sched = Scheduler(session, slots=slots, halting=halting, max_segments=session.max_segments)
+    sched = Scheduler(session, slots=slots, halting=halting)
     t0 = time.perf_counter()
     futures = [sched.submit(p) for p in items]
     steps = sched.run_until_idle()

@@ -88,6 +88,7 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, devices:
     from hrm.bench.models import BenchError, export_flavours, random_checkpoint, resolve_flavours
     from hrm.bench.runner import BenchOptions, default_precisions, run
     from hrm.bench.targets import BACKEND_CHOICES, PRECISIONS
+    from hrm.halting import HALTING_MODES
     from hrm.manifest import GRAPH_OPS, STANDARD
 
     chosen = [x for x in (path is not None, random_full is not None, random_tiny) if x]
@@ -96,7 +97,7 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, devices:
     devices = tuple(dict.fromkeys(devices)) or ("cpu",)
     backend_list = _split(backends, BACKEND_CHOICES, "backends")
     precision_list = _split(precisions, PRECISIONS, "precisions") if precisions else default_precisions(devices)
-    halting_list = _split(halting, ("fixed", "act"), "halting")
+    halting_list = _split(halting, HALTING_MODES, "halting")
     ops_list = _split(graph_ops, GRAPH_OPS, "ops")
     if build_engines and STANDARD not in ops_list:
         raise BenchError(f"--build-engines needs the standard graphs (TensorRT engines are built from --ops standard "

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from hrm.cli.common import handle_errors, stderr_console
+from hrm.halting import HALTING_MODES
 from hrm.demo import DEFAULT_EXAMPLES, DEFAULT_MODEL, DEFAULT_OUT
 
 
@@ -16,13 +17,14 @@ from hrm.demo import DEFAULT_EXAMPLES, DEFAULT_MODEL, DEFAULT_OUT
 @click.option("--examples", type=click.Path(path_type=Path), default=DEFAULT_EXAMPLES, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
-@click.option("--halting", type=click.Choice(["act", "fixed"]), default=None,
+@click.option("--halting", type=click.Choice(HALTING_MODES), default=None,
               help="Default: the model's (ACT for the bundled models).")
 @handle_errors
 def main(model: Path, examples: Path, out: Path, precision: str, halting: str | None) -> None:
     """Export MODEL to ONNX under OUT, then solve EXAMPLES with ONNX Runtime on the CPU."""
     from hrm.cli.run import format_result
-    from hrm.demo import run_demo
+    from hrm.halting import HALTING_MODES
+from hrm.demo import run_demo
     from hrm.runtime import summary_line
 
     err = stderr_console()

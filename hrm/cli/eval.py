@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from hrm.cli.common import handle_errors, stderr_console
+from hrm.halting import HALTING_MODES
 from hrm.manifest import PRECISIONS
 
 
@@ -51,7 +52,7 @@ def main(model: Path, dataset: str, n: int | None, seed: int, backend: str, devi
     from hrm.runtime.evaluation import evaluate
 
     modes = [h.strip() for h in haltings.split(",") if h.strip()]
-    bad = [h for h in modes if h not in ("fixed", "act")]
+    bad = [h for h in modes if h not in HALTING_MODES]
     if bad or not modes:
         raise click.BadParameter(f"unknown halting mode(s) {bad}; use fixed, act", param_hint="--halting")
     err = stderr_console()

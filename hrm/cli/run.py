@@ -15,6 +15,7 @@ import click
 import numpy as np
 
 from hrm.cli.common import handle_errors, stderr_console
+from hrm.halting import HALTING_MODES
 from hrm.manifest import PRECISIONS
 
 EXIT_BAD_INPUT = 1
@@ -26,7 +27,7 @@ EXIT_BAD_INPUT = 1
 @click.option("--backend", type=click.Choice(["trt", "ort", "torch"]), default="ort", show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True)
-@click.option("--halting", type=click.Choice(["act", "fixed"]), default=None,
+@click.option("--halting", type=click.Choice(HALTING_MODES), default=None,
               help="act: stop a puzzle when q_halt > q_continue; fixed: every puzzle runs --max-segments "
                    "[default: the manifest's default_halting]")
 @click.option("--max-segments", type=click.IntRange(min=1), default=None,
