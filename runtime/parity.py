@@ -152,24 +152,29 @@ def relative_drift(z_backend: np.ndarray, z_ref: np.ndarray) -> np.ndarray:
 def run_parity(deployment: Any, puzzles: Sequence[Any], *, backend: str = "ort", device: str = "cpu",
                precisions: Sequence[str] = ("fp32",), haltings: Sequence[str] = HALTING_MODES, batch: int = 32,
                max_segments: int | None = None, checkpoint: Any = None, reference_model: Any = None,
-               reference_device: str = "cpu", backend_options: dict[str, Any] | None = None) -> ParityReport:
+               reference_device: str = "cpu", options: Any = None) -> ParityReport:
     """Solve ``puzzles`` with the fp32 PyTorch reference and with ``backend`` at each precision.
 
+    ``options``: the backend's options object (e.g. ``OrtOptions(fused=True)``); ``checkpoint`` /
+    ``reference_model``: the reference's weights (default: the manifest's source checkpoint).
     Work goes chunk by chunk (``batch`` puzzles): the reference's per-segment z_H of a chunk is kept
     only while the backends solve that chunk, so memory stays bounded on full-size models.
     """
     import torch
 
     from hrm.model import solve as torch_solve
+    from hrm.runtime.backends.options import TorchOptions
     from hrm.runtime.backends.torch_ref import TorchBackend
     from hrm.runtime.session import Session
 
     policy = deployment.manifest.halting_policy(max_segments=max_segments)  # both sides stop rows by it
-    ref_backend = TorchBackend(deployment, "fp32", reference_device, checkpoint=checkpoint, model=reference_model)
+    ref_backend = TorchBackend(deployment, "fp32", reference_device,
+                               TorchOptions(checkpoint=checkpoint, model=reference_model))
     ref_backend.activate()
     model = ref_backend.model
     sessions = {p: Session(deployment, backend=backend, device=device, precision=p, batch=batch,
-                           **(backend_options or {})).activate() for p in precisions}
+                           options=options).activate() for p in precisions}
+    resolved = next(iter(sessions.values())).backend.options.describe() if sessions else {}
     puzzles = list(puzzles)
     labels = [getattr(p, "label", None) for p in puzzles]
     ref_out = {h: ([], []) for h in haltings}
@@ -216,5 +221,5 @@ def run_parity(deployment: Any, puzzles: Sequence[Any], *, backend: str = "ort",
             comparisons.append(compare(p, h, ref, run, labels, per_segment))
     meta = {"backend": backend, "device": device, "precisions": list(precisions), "haltings": list(haltings),
             "n": len(puzzles), "batch": batch, "reference": f"hrm.model fp32 ({reference_device})",
-            "max_segments": policy.max_segments, "halt_rule": policy.rule}
+            "max_segments": policy.max_segments, "halt_rule": policy.rule, "options": resolved}
     return ParityReport(comparisons, evaluate_gates(comparisons), meta)

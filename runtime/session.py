@@ -29,17 +29,23 @@ import numpy as np
 
 from hrm.halting import HaltingPolicy
 from hrm.runtime.backends import create_backend
+from hrm.runtime.backends.options import BackendOptions
 from hrm.runtime.deployment import Deployment, load_deployment
 from hrm.runtime.loop import Request, SegmentLoop, StateHook, merge_errors
 from hrm.runtime.results import SolveResult, build_result
 
 
 class Session:
-    """Run a deployment's recurrence on one backend (``ort`` | ``trt`` | ``torch``)."""
+    """Run a deployment's recurrence on one backend (``ort`` | ``trt`` | ``torch``).
+
+    ``options``: the backend's options object (:class:`~hrm.runtime.backends.options.OrtOptions`,
+    ``TrtOptions``, ``TorchOptions``; None = its defaults). ``halting`` / ``max_segments``: the default
+    :class:`~hrm.halting.HaltingPolicy` of every solve (the manifest's otherwise).
+    """
 
     def __init__(self, deployment: str | Path | Deployment, backend: str = "ort", device: str = "cpu",
                  precision: str = "fp32", batch: int = 1, *, halting: str | HaltingPolicy | None = None,
-                 max_segments: int | None = None, verify: bool = True, **backend_options: Any) -> None:
+                 max_segments: int | None = None, options: BackendOptions | None = None, verify: bool = True) -> None:
         self.deployment = load_deployment(deployment, verify=verify, precision=precision)
         self.deployment.variant(precision)  # a missing variant fails here, with the re-export hint
         if int(batch) < 1:
@@ -47,7 +53,7 @@ class Session:
         self.batch = int(batch)
         #: the default halting of every solve / Scheduler (a call's halting / max_segments override it)
         self.policy = self.deployment.manifest.halting_policy().with_(halting, max_segments)
-        self.backend = create_backend(backend, self.deployment, precision=precision, device=device, **backend_options)
+        self.backend = create_backend(backend, self.deployment, precision, device, options)
         self.lock = threading.RLock()  # one driver at a time (solve or a Scheduler step)
         self._reserved: dict[int, Any] = {}  # batch size -> Scheduler holding rows in those buffers
 

@@ -31,12 +31,12 @@ def _stats(ms: Sequence[float]) -> dict[str, float]:
 
 def measure(deployment: Any, backend: str = "ort", device: str = "cpu", precision: str = "fp32",
             batches: Sequence[int] = (1, 64), repeats: int = 20, warmup: int = 3, seed: int = 0,
-            **backend_options: Any) -> dict[str, Any]:
+            options: Any = None) -> dict[str, Any]:
     """Time segments at each batch size; returns a JSON-able dict."""
     from hrm.runtime.session import Session
 
     sess = Session(deployment, backend=backend, device=device, precision=precision, batch=max(batches),
-                   **backend_options)
+                   options=options)
     c = sess.config
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"deployment": str(sess.deployment.root), "precision": precision,
@@ -95,10 +95,12 @@ def measure(deployment: Any, backend: str = "ort", device: str = "cpu", precisio
 def main(deployment: str, backend: str, device: str, precision: str, batches: tuple[int, ...], repeats: int,
          warmup: int, cuda_graph: bool | None, fused: bool) -> None:
     """Print per-segment latency of DEPLOYMENT as JSON."""
-    opts: dict = {} if cuda_graph is None else {"cuda_graph": cuda_graph}
-    if fused:
-        opts["fused"] = True
-    click.echo(json.dumps(measure(deployment, backend, device, precision, batches, repeats, warmup, **opts), indent=2))
+    from hrm.runtime.backends.options import options_for
+
+    given = {"cuda_graph": cuda_graph, "fused": fused or None}
+    options = options_for(backend, **{k: v for k, v in given.items() if v is not None})
+    click.echo(json.dumps(measure(deployment, backend, device, precision, batches, repeats, warmup, options=options),
+                          indent=2))
 
 
 if __name__ == "__main__":

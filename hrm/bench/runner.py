@@ -186,20 +186,21 @@ class Live:
 def open_target(t: Target, deployment: Any, options: BenchOptions) -> Any:
     """A Session for ``t`` (activated) on ``deployment`` (the one of ``t``'s graph flavour). Raises on any
     problem; the caller records it."""
+    from dataclasses import replace
+
     from hrm.runtime import Session
 
-    opts = dict(t.options)
+    opts = t.options
     if t.backend == "torch" and options.checkpoint is not None:
-        opts["checkpoint"] = options.checkpoint
+        opts = replace(opts, checkpoint=options.checkpoint)
     policy = deployment.manifest.halting_policy(options.halting[0] if options.halting else None,
                                                 options.max_segments)
     session = Session(deployment, backend=t.backend, device=t.device, precision=t.precision, batch=1,
-                      halting=policy, **opts)
-    if t.fast is not None:
+                      halting=policy, options=None if t.fast else opts)
+    if t.fast:
         from hrm.bench.torch_fast import TorchFastBackend
 
-        session.backend = TorchFastBackend(deployment, precision=t.precision, device=t.device,
-                                           checkpoint=opts.get("checkpoint"), **t.fast)
+        session.backend = TorchFastBackend(deployment, t.precision, t.device, opts)
     session.activate()
     return session
 

@@ -57,13 +57,11 @@ def main(model: Path, dataset: str, n: int | None, seed: int, backend: str, devi
         raise click.BadParameter(f"unknown halting mode(s) {bad}; use fixed, act", param_hint="--halting")
     err = stderr_console()
     root, origin = resolve_path(model, [precision], log=lambda m: err.print(m, highlight=False))
-    options = {"spin": spin, **({"threads": threads} if threads else {})} if backend == "ort" else {}
-    if fused:
-        if backend == "torch":
-            raise click.BadParameter("the torch backend has no fused graph (--fused is for ort and trt)",
-                                     param_hint="--fused")
-        options["fused"] = True
-    with Session(root, backend=backend, device=device, precision=precision, batch=batch, **options) as session:
+    from hrm.runtime.backends.options import options_for
+
+    given = {"threads": threads, "spin": spin, "fused": fused or None}
+    options = options_for(backend, **{k: v for k, v in given.items() if v is not None})
+    with Session(root, backend=backend, device=device, precision=precision, batch=batch, options=options) as session:
         count = n if n is not None else (256 if dataset == "generated" else None)
         puzzles = load_puzzles(dataset, session.deployment, n=count, seed=seed)
         report = evaluate(session, puzzles, haltings=modes, group_key=None if group_key == "none" else group_key,

@@ -70,17 +70,14 @@ def main(deployment: Path, inputs: tuple[str, ...], backend: str, device: str, p
     task = dep.task
     parser = task if task is not None else TokenLines(dep.config.seq_len, dep.config.vocab_size)
     read = read_inputs(parser, inputs, stdin=sys.stdin)
-    options = {"checkpoint": checkpoint} if (backend == "torch" and checkpoint) else {}
-    if fused and backend == "torch":
-        raise click.BadParameter("the torch backend has no fused graph (--fused is for ort and trt)", param_hint="--fused")
-    if backend == "ort":
-        options = {"spin": spin, **({"threads": threads} if threads and device == "cpu" else {})}
-    if fused:
-        options["fused"] = True
+    from hrm.runtime.backends.options import options_for
+
+    given = {"checkpoint": checkpoint, "threads": threads, "spin": spin, "fused": fused or None}
+    options = options_for(backend, **{k: v for k, v in given.items() if v is not None})
     # no bigger than needed: a single puzzle should not pay for --batch rows of compute
     session = Session(dep, backend=backend, device=device, precision=precision,
                       batch=max(1, min(batch, len(read.puzzles))), halting=halting, max_segments=max_segments,
-                      **options)
+                      options=options)
     for e in read.errors:
         err.print(f"[red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
         if as_json:

@@ -154,9 +154,9 @@ class BatchBuffers:
 class BufferedBackend(Backend):
     """A backend that runs ONNX/TensorRT graphs on buffers it allocates (ort, trt)."""
 
-    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu", fused: bool = False) -> None:
-        super().__init__(deployment, precision, device)
-        self.fused = bool(fused)
+    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu", options: Any = None) -> None:
+        super().__init__(deployment, precision, device, options)
+        self.fused = bool(self.options.fused)
         if self.fused and "segment" not in deployment.variant(precision).graphs:
             from hrm.runtime.backends.base import BackendError
 

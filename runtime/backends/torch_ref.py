@@ -3,7 +3,8 @@
 It is the yardstick the graph backends are measured against (``hrm-parity``) and a fallback where no
 ONNX Runtime / TensorRT is installed. The weights come from the checkpoint the deployment was
 exported from (``manifest.source.path``, refused if its sha256 differs from the manifest's), from an
-explicit ``checkpoint=`` path (not hash-checked: you asked for it), or from a ready ``model=``.
+explicit ``TorchOptions(checkpoint=...)`` path (not hash-checked: you asked for it), or from a ready
+``TorchOptions(model=...)``.
 torch is imported in :meth:`activate_impl` only; importing this module does not import it.
 """
 
@@ -17,22 +18,23 @@ import numpy as np
 from hrm.errors import ManifestError
 from hrm.manifest import QUANTIZED, STATE_DTYPES
 from hrm.runtime.backends.base import Backend, BackendError, Heads
+from hrm.runtime.backends.options import TorchOptions
 
 
 class TorchBackend(Backend):
-    """Runs ``HRM.embed / l_step / h_step / heads`` with torch on the CPU or CUDA."""
+    """Runs ``HRM.embed / l_step / h_step / heads`` with torch on the CPU or CUDA (options: :class:`TorchOptions`)."""
 
     name = "torch"
+    options_class = TorchOptions
     #: Reset rows by writing into the state tensors themselves (subclasses whose CUDA graph reads those
     #: buffers need this); the default copies them first, so tensors handed out earlier stay unchanged.
     _rows_in_place = False
 
-    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu", *,
-                 checkpoint: str | Path | None = None, model: Any = None) -> None:
-        super().__init__(deployment, precision, device)
-        self.checkpoint = checkpoint
-        self.model = model
-        self._given_model = model is not None
+    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu",
+                 options: TorchOptions | None = None) -> None:
+        super().__init__(deployment, precision, device, options)
+        self.model = self.options.model
+        self._given_model = self.model is not None
         self._state: dict[int, dict[str, Any]] = {}
         self.s: dict[str, Any] | None = None
 
@@ -64,8 +66,8 @@ class TorchBackend(Backend):
         from hrm.checkpoint import load_checkpoint
 
         man = self.deployment.manifest
-        if self.checkpoint is not None:
-            return load_checkpoint(self.checkpoint)
+        if self.options.checkpoint is not None:
+            return load_checkpoint(self.options.checkpoint)
         src = man.source or {}
         if not src.get("path"):
             raise ManifestError(f"{man.root / 'manifest.json'}: no source checkpoint recorded; pass checkpoint=PATH (--checkpoint)")

@@ -32,6 +32,7 @@ from hrm.errors import EngineMismatchError, HRMError, ManifestError
 from hrm.manifest import IO_NAMES, QUANTIZED, STANDARD
 from hrm.runtime.backends.base import BackendError
 from hrm.runtime.backends.buffered import BatchBuffers, Buffer, BufferedBackend, cuda_memory
+from hrm.runtime.backends.options import TrtOptions
 from hrm.runtime.deployment import TensorSpec
 from hrm.runtime.engine_check import check_engines, detect_local, import_trt, rebuild_command
 
@@ -39,17 +40,17 @@ _TRT_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT32
 
 
 class TrtBackend(BufferedBackend):
-    """TensorRT engines of one precision variant on the current CUDA device."""
+    """TensorRT engines of one precision variant on the current CUDA device (options: :class:`TrtOptions`)."""
 
     name = "trt"
+    options_class = TrtOptions
 
-    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cuda", *,
-                 cuda_graph: bool = True, check: bool = True, fused: bool = False) -> None:
-        super().__init__(deployment, precision, device, fused=fused)
+    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cuda",
+                 options: TrtOptions | None = None) -> None:
+        super().__init__(deployment, precision, device, options)
         if device != "cuda":
             raise ValueError(f"trt backend runs on CUDA only; got device={device!r}")
-        self.cuda_graph = bool(cuda_graph)
-        self.check = bool(check)
+        self.cuda_graph = self.options.cuda_graph  # cleared if capture fails (then segments run eagerly)
         self.engines: dict[str, Any] = {}
         self.contexts: dict[str, Any] = {}
         self.local = None
@@ -74,7 +75,7 @@ class TrtBackend(BufferedBackend):
         flavours = sorted({e.flavour for e in entries})
         if len(flavours) != 1:
             raise EngineMismatchError(f"{man.root}: variant {self.precision} mixes engine flavours {flavours}")
-        if self.check:
+        if self.options.check:
             try:
                 self.local = detect_local(flavours[0])
             except HRMError:
@@ -121,7 +122,7 @@ class TrtBackend(BufferedBackend):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.update(cuda_graph=self.cuda_graph, fused=self.fused, tensorrt=None if self.local is None else self.local.version,
+        d.update(cuda_graph=self.cuda_graph, tensorrt=None if self.local is None else self.local.version,
                  flavour=None if self.local is None else self.local.flavour,
                  compute_capability=None if self.local is None else self.local.compute_capability)
         return d

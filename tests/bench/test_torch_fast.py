@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 def test_static_segment_matches_eager(bench_deploy, tiny_ckpt_path, precision):
     """Rows loaded in place into the static buffers, outputs copied into static heads: same answers, same q
     values and segment counts as the reference backend, across chunks (rows reloaded between solves)."""
-    from hrm.bench.torch_fast import TorchFastBackend
+    from hrm.bench.torch_fast import TorchFastBackend, TorchFastOptions
     from hrm.runtime import load_deployment
 
     dep = load_deployment(bench_deploy)
@@ -25,7 +25,7 @@ def test_static_segment_matches_eager(bench_deploy, tiny_ckpt_path, precision):
     with eager:
         ref = eager.solve(tokens, puzzle_ids=ids)
     fast = Session(dep, backend="torch", precision=precision, halting="act", batch=3)
-    fast.backend = TorchFastBackend(dep, precision=precision, static=True)
+    fast.backend = TorchFastBackend(dep, precision, options=TorchFastOptions(static=True))
     with fast:
         got = fast.solve(tokens, puzzle_ids=ids)
         assert fast.backend.describe()["precast_weights"] is (precision != "fp32")
@@ -39,14 +39,14 @@ def test_given_model_keeps_fp32_weights(bench_deploy, tiny_cfg, tiny_tensors):
     """Precasting works on a copy: a caller's model keeps its fp32 master weights."""
     import torch
 
-    from hrm.bench.torch_fast import TorchFastBackend
+    from hrm.bench.torch_fast import TorchFastBackend, TorchFastOptions
     from hrm.model import HRM
     from hrm.runtime import load_deployment
 
     dep = load_deployment(bench_deploy)
     tiny_model = HRM.from_tensors(tiny_cfg, tiny_tensors)
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
-    be = TorchFastBackend(dep, precision="bf16", model=tiny_model)
+    be = TorchFastBackend(dep, "bf16", options=TorchFastOptions(model=tiny_model))
     with be:
         assert next(be.model.parameters()).dtype == torch.bfloat16
     tiny_model.set_forward_dtype("float32")
@@ -55,12 +55,12 @@ def test_given_model_keeps_fp32_weights(bench_deploy, tiny_cfg, tiny_tensors):
 
 
 def test_cuda_graph_needs_cuda(bench_deploy):
-    from hrm.bench.torch_fast import TorchFastBackend
+    from hrm.bench.torch_fast import TorchFastBackend, TorchFastOptions
     from hrm.runtime import load_deployment
     from hrm.runtime.backends.base import BackendError
 
     with pytest.raises(BackendError, match="CUDA"):
-        TorchFastBackend(load_deployment(bench_deploy), cuda_graph=True)
+        TorchFastBackend(load_deployment(bench_deploy), options=TorchFastOptions(cuda_graph=True))
 
 
 @pytest.mark.slow
@@ -68,7 +68,7 @@ def test_cuda_graph_needs_cuda(bench_deploy):
 def test_compiled_stacks_match_eager(bench_deploy):
     """torch.compile of the L/H reasoning modules (one compiled code for both stacks): same answers."""
     from hrm.bench.targets import compile_problem
-    from hrm.bench.torch_fast import TorchFastBackend
+    from hrm.bench.torch_fast import TorchFastBackend, TorchFastOptions
     from hrm.runtime import Session, load_deployment
 
     if compile_problem("cpu"):
@@ -78,7 +78,7 @@ def test_compiled_stacks_match_eager(bench_deploy):
     with Session(dep, backend="torch", halting="fixed", batch=1) as eager:
         ref = eager.solve(tokens)
     fast = Session(dep, backend="torch", halting="fixed", batch=1)
-    fast.backend = TorchFastBackend(dep, compile=True)
+    fast.backend = TorchFastBackend(dep, options=TorchFastOptions(compile=True))
     with fast:
         got = fast.solve(tokens)
         assert fast.backend.describe()["compile"] is True
@@ -96,11 +96,11 @@ def test_graph_replay_logic_with_a_stand_in_for_cuda(bench_deploy, monkeypatch):
 
     import torch
 
-    from hrm.bench.torch_fast import TorchFastBackend
+    from hrm.bench.torch_fast import TorchFastBackend, TorchFastOptions
     from hrm.runtime import Scheduler, Session, load_deployment
 
     dep = load_deployment(bench_deploy)
-    be = TorchFastBackend(dep, static=True)
+    be = TorchFastBackend(dep, options=TorchFastOptions(static=True))
     be.cuda_graph = True  # the constructor refuses it on the CPU; the stand-ins below make it runnable
     captures = []
 

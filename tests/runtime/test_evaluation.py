@@ -9,6 +9,7 @@ import pytest
 
 from hrm.errors import ParseError
 from hrm.tasks import Puzzle
+from hrm.runtime.backends.options import OrtOptions
 
 from helpers import MODELS  # noqa: E402
 
@@ -32,7 +33,7 @@ def test_scores_groups_and_modes(tiny_deploy):
     from hrm.runtime import Session
     from hrm.runtime.evaluation import evaluate
 
-    with Session(tiny_deploy, batch=5, threads=1) as s:  # 5 does not divide 12: a short last chunk
+    with Session(tiny_deploy, batch=5, options=OrtOptions(threads=1)) as s:  # 5 does not divide 12: a short last chunk
         puzzles = _puzzles_with_known_scores(s)
         rep = evaluate(s, puzzles, haltings=("fixed", "act"))
     cap = rep.meta["max_segments"]
@@ -59,7 +60,7 @@ def test_act_answers_match_the_act_session(tiny_deploy):
     from hrm.runtime import Session
     from hrm.runtime.evaluation import evaluate, score
 
-    with Session(tiny_deploy, batch=4, threads=1) as s:
+    with Session(tiny_deploy, batch=4, options=OrtOptions(threads=1)) as s:
         puzzles = _puzzles_with_known_scores(s, n=8)
         direct = score(s.solve(puzzles, halting="act"))
         rep = evaluate(s, puzzles, haltings=("act",), group_key=None)
@@ -73,7 +74,7 @@ def test_unlabelled_puzzles_have_no_exact(tiny_deploy):
 
     rng = np.random.default_rng(0)
     puzzles = [Puzzle(rng.integers(1, 6, 16), None, f"<u>:{i}") for i in range(3)]
-    with Session(tiny_deploy, batch=3, threads=1) as s:
+    with Session(tiny_deploy, batch=3, options=OrtOptions(threads=1)) as s:
         rep = evaluate(s, puzzles, haltings=("fixed",))
     assert rep.score("all", "fixed").exact is None and list(rep.scores) == ["all"]
     with pytest.raises(ValueError, match="no puzzles"):

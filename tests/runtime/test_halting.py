@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hrm.halting import HaltingPolicy
+from hrm.runtime.backends.options import OrtOptions
 
 
 def test_validated_where_made():
@@ -69,7 +70,7 @@ def test_reference_and_runtime_take_the_same_policy(tiny_deploy, tiny_model, bat
     tokens, ids = batch16
     policy = HaltingPolicy("act", 5, "q_halt > 0")
     ref = solve(tiny_model, torch.from_numpy(tokens), torch.from_numpy(ids), halting=policy)
-    with Session(tiny_deploy, batch=4, threads=1) as s:
+    with Session(tiny_deploy, batch=4, options=OrtOptions(threads=1)) as s:
         got = s.solve(tokens, puzzle_ids=ids, halting=policy)
     assert [r.segments for r in got] == ref.segments.tolist()
     assert all(r.policy is policy for r in got)
