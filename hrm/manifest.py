@@ -2,8 +2,9 @@
 
 The runtime loads a deployment only through this file: model config, task, recurrence, and for each
 precision variant the graphs (file, sha256, I/O names/shapes/dtypes) and optional TensorRT engines.
-Graph kinds are open-ended keys (``embed``, ``l_step``, ``h_step``, ``heads`` today; a fused
-``segment`` later): readers ignore kinds they do not know. Each variant records its graph flavour
+Graph kinds are open-ended keys (``embed``, ``l_step``, ``h_step``, ``heads``, the optional fused
+``segment``): readers ignore kinds they do not know. Which backend and device may run a variant is
+one table here too (:func:`run_refusal`, applied by :meth:`Manifest.resolve`). Each variant records its graph flavour
 (``ops``: ``standard`` | ``ort-contrib``); manifests written before the field existed are ``standard``,
 so the format version stays 1. Torch-free and numpy-free on purpose.
 """
@@ -38,6 +39,36 @@ FLOAT_PRECISIONS = tuple(p for p in PRECISIONS if p not in QUANTIZED)
 STANDARD, ORT_CONTRIB = "standard", "ort-contrib"
 GRAPH_OPS = (STANDARD, ORT_CONTRIB)
 DEFAULT_OPS = STANDARD
+
+#: Where each runtime backend runs (the PyTorch reference takes any torch device).
+BACKEND_DEVICES = {"ort": ("cpu", "cuda"), "trt": ("cuda",)}
+
+
+class RefusedVariant(ManifestError, ValueError):
+    """This backend / device may not run this variant (:func:`run_refusal` says why)."""
+
+
+def run_refusal(precision: str, ops: str, backend: str, device: str) -> str | None:
+    """Why ``backend`` on ``device`` may not run a variant of ``precision`` with ``ops`` graphs; None when it may.
+
+    The one table of these rules: the runtime (:meth:`Manifest.resolve`, once per ``Session``), the bench
+    planner and the exporter's ``--engine`` (TensorRT builds for ``trt`` on ``cuda``) all ask here."""
+    if precision in QUANTIZED and (backend, device) != ("ort", "cpu"):
+        return (f"the {precision} variant is ONNX Runtime's dynamic quantization (DynamicQuantizeLinear + "
+                "MatMulInteger), an ort-on-CPU path only: built and measured for the CPU execution provider only "
+                "(on a GPU fp16/bf16 is the faster path), no TensorRT engines (TensorRT's int8 needs Q/DQ and "
+                "calibration), no PyTorch twin (its reference is fp32: hrm-parity DEPLOYMENT --precision "
+                f"{precision} compares the two). Use --backend ort --device cpu, or fp16/bf16 elsewhere")
+    devices = BACKEND_DEVICES.get(backend)
+    if devices is not None and device not in devices:
+        runtime = {"ort": "ONNX Runtime", "trt": "TensorRT"}[backend]
+        return f"{runtime} runs on {' or '.join(d.upper() for d in devices)} only, not {device!r}"
+    if backend == "trt" and ops != STANDARD:
+        return (f"TensorRT engines are built from --ops standard graphs only; the {precision} variant has {ops} graphs "
+                "(ONNX Runtime's com.microsoft ops; TensorRT-RTX 1.7.1's parser fails on their RotaryEmbedding): "
+                "use --backend ort, or export --ops standard for TensorRT")
+    return None
+
 
 # Tensor names shared by the exporter and every backend.
 IO_NAMES = {
@@ -130,6 +161,17 @@ class Manifest:
         ``halt_max_steps``) and the recorded halt rule, validated once here."""
         return HaltingPolicy(mode or self.default_halting,
                              self.config.halt_max_steps if max_segments is None else int(max_segments), self.halt_rule)
+
+    def resolve(self, precision: str, backend: str, device: str, *, fused: bool = False) -> Variant:
+        """The variant ``backend`` on ``device`` will run (with the fused ``segment`` graph when ``fused``),
+        or :class:`RefusedVariant` naming this manifest and why not (:func:`run_refusal`)."""
+        var = self.variant(precision)
+        why = run_refusal(precision, var.ops, backend, device)
+        if why is None and fused and "segment" not in var.graphs:
+            why = f"variant {precision} has no fused 'segment' graph; re-export with --segment or run without fused"
+        if why is not None:
+            raise RefusedVariant(f"{self.root / MANIFEST_NAME}: {why}")
+        return var
 
     def variant(self, precision: str) -> Variant:
         if precision not in self.variants:

@@ -162,13 +162,15 @@ def run_parity(deployment: Any, puzzles: Sequence[Any], *, backend: str = "ort",
     """
     import torch
 
+    from hrm.manifest import Variant
     from hrm.model import solve as torch_solve
     from hrm.runtime.backends.options import TorchOptions
     from hrm.runtime.backends.torch_ref import TorchBackend
     from hrm.runtime.session import Session
 
     policy = deployment.manifest.halting_policy(max_segments=max_segments)  # both sides stop rows by it
-    ref_backend = TorchBackend(deployment, "fp32", reference_device,
+    # The fp32 PyTorch twin, whether or not the deployment exported an fp32 variant (an int8-only one does not).
+    ref_backend = TorchBackend(deployment, Variant("fp32", {}), reference_device,
                                TorchOptions(checkpoint=checkpoint, model=reference_model))
     ref_backend.activate()
     model = ref_backend.model

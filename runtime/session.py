@@ -47,13 +47,14 @@ class Session:
                  precision: str = "fp32", batch: int = 1, *, halting: str | HaltingPolicy | None = None,
                  max_segments: int | None = None, options: BackendOptions | None = None, verify: bool = True) -> None:
         self.deployment = load_deployment(deployment, verify=verify, precision=precision)
-        self.deployment.variant(precision)  # a missing variant fails here, with the re-export hint
         if int(batch) < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
         self.batch = int(batch)
         #: the default halting of every solve / Scheduler (a call's halting / max_segments override it)
         self.policy = self.deployment.manifest.halting_policy().with_(halting, max_segments)
-        self.backend = create_backend(backend, self.deployment, precision, device, options)
+        # Resolved once, here: a missing variant or one this backend / device may not run fails now, saying why.
+        variant = self.deployment.manifest.resolve(precision, backend, device, fused=getattr(options, "fused", False))
+        self.backend = create_backend(backend, self.deployment, variant, device, options)
         self.lock = threading.RLock()  # one driver at a time (solve or a Scheduler step)
         self._reserved: dict[int, Any] = {}  # batch size -> Scheduler holding rows in those buffers
 

@@ -44,7 +44,7 @@ from hrm.bench.stats import median, ratio, summarize_ms
 from hrm.bench.stats import dig as _get
 from hrm.bench.targets import BACKEND_CHOICES, Target, deployment_ops, plan
 from hrm.halting import HALTING_MODES
-from hrm.manifest import GRAPH_OPS, QUANTIZED
+from hrm.manifest import GRAPH_OPS, STANDARD, run_refusal
 
 SCHEMA = "hrm-bench/1"
 
@@ -358,9 +358,8 @@ def _floor(doc: dict, dep: Any, devices: Sequence[str], precisions: Sequence[str
         for p in ["fp32", *[q for q in precisions if q != "fp32"]]:
             if device == "cpu" and p == "fp16":
                 continue  # no fp16 arithmetic on CPUs worth measuring
-            if p in QUANTIZED:
-                entry["peaks"][p] = {"skipped": f"no {p} peak or floor: its MatMuls are ONNX Runtime's "
-                                                "MatMulInteger, which has no PyTorch twin to time"}
+            if why := run_refusal(p, STANDARD, "torch", device):  # peaks are timed with torch
+                entry["peaks"][p] = {"skipped": f"no {p} peak or floor: {why}"}
                 continue
             say(f"measuring {device} peaks ({p})")
             try:

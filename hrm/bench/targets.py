@@ -33,7 +33,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from hrm.manifest import GRAPH_OPS, ORT_CONTRIB, QUANTIZED, STANDARD
+from hrm.manifest import GRAPH_OPS, ORT_CONTRIB, STANDARD, STEP_GRAPHS, run_refusal
 from hrm.runtime.backends.options import BackendOptions, options_for
 
 #: --backends names -> the target kinds they expand to
@@ -236,31 +236,27 @@ def compile_problem(device: str) -> str | None:
 
 
 def unavailable(t: Target, deployment: Any) -> str | None:
-    """Why ``t`` cannot run here with this deployment, or None."""
+    """Why ``t`` cannot run here with this deployment, or None: the manifest's rule for the pair first
+    (:func:`hrm.manifest.run_refusal`), then this machine, then what the deployment lacks."""
     if t.precision not in deployment.precisions:
         return (f"the deployment has no {t.precision} variant (has {', '.join(deployment.precisions)}); "
                 f"export it with --precisions {t.precision}")
-    if t.precision in QUANTIZED and not (t.backend == "ort" and t.device == "cpu"):
-        return (f"{t.precision} is ONNX Runtime's dynamic quantization, an ort-on-CPU path only "
-                "(no PyTorch twin, no TensorRT engines)")
+    variant = deployment.variant(t.precision)
+    if why := run_refusal(t.precision, getattr(variant, "ops", STANDARD), t.backend, t.device):
+        return why
     if t.device == "cuda" and (p := cuda_problem()):
         return p
+    if getattr(t.options, "fused", False) and "segment" not in variant.graphs:
+        return "the deployment has no fused 'segment' graph (export with --segment)"
     if t.backend == "ort":
         if importlib.util.find_spec("onnxruntime") is None:
             return "onnxruntime is not installed (pip install 'hrm-deploy[ort]')"
         if t.device == "cuda" and (p := ort_cuda_problem()):
             return p
-        if getattr(t.options, "fused", False) and "segment" not in deployment.variant(t.precision).graphs:
-            return "the deployment has no fused 'segment' graph (export with --segment)"
     if t.backend == "trt":
-        if t.device != "cuda":
-            return "TensorRT runs on CUDA only"
         if p := trt_problem():
             return p
-        if (ops := getattr(deployment.variant(t.precision), "ops", STANDARD)) != STANDARD:
-            return f"TensorRT engines are built from standard graphs only (this deployment's are {ops})"
-        engines = deployment.variant(t.precision).engines
-        missing = [k for k in ("embed", "l_step", "h_step", "heads") if k not in engines]
+        missing = [k for k in STEP_GRAPHS if k not in variant.engines]
         if missing:
             return (f"the deployment has no TensorRT engines for {t.precision} ({', '.join(missing)}); "
                     "export with --engine, or pass --build-engines")

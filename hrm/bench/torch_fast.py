@@ -52,16 +52,16 @@ class TorchFastBackend(TorchBackend):
     name = "torch"
     options_class = TorchFastOptions
 
-    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu",
+    def __init__(self, deployment: Any, variant: Any = "fp32", device: str = "cpu",
                  options: TorchFastOptions | None = None) -> None:
-        super().__init__(deployment, precision, device, options)
+        super().__init__(deployment, variant, device, options)
         o = self.options
         if o.cuda_graph and not str(device).startswith("cuda"):
             raise BackendError("torch CUDA graphs need device='cuda'")
         self.compile = bool(o.compile)
         self.cuda_graph = bool(o.cuda_graph)
         self.compile_mode = o.compile_mode
-        self.precast = (precision != "fp32") if o.precast is None else bool(o.precast)
+        self.precast = (self.precision != "fp32") if o.precast is None else bool(o.precast)
         self.static = self.cuda_graph if o.static is None else (bool(o.static) or self.cuda_graph)
         self._fns: tuple[Any, Any, Any] | None = None
         self._graphs: dict[int, Any] = {}

@@ -62,15 +62,20 @@ class Backend(abc.ABC):
     #: the options class this backend takes (:mod:`hrm.runtime.backends.options`)
     options_class: type[BackendOptions] = BackendOptions
 
-    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu",
+    def __init__(self, deployment: Any, variant: Any = "fp32", device: str = "cpu",
                  options: BackendOptions | None = None) -> None:
+        """``variant``: the manifest's :class:`~hrm.manifest.Variant` as ``Session`` resolved it for this
+        backend and device, or a precision name, resolved here the same way (:meth:`Manifest.resolve`)."""
         self.deployment = deployment
-        self.precision = precision
         self.device = device
         if options is not None and not isinstance(options, self.options_class):
             raise OptionsError(f"the {self.name} backend takes {self.options_class.__name__}, got {type(options).__name__}")
         #: the options as they apply on this device (resolved once: device-dependent defaults filled in)
         self.options = (options if options is not None else self.options_class()).for_device(device)
+        if isinstance(variant, str):
+            variant = deployment.manifest.resolve(variant, self.name, device, fused=getattr(self.options, "fused", False))
+        self.variant = variant
+        self.precision = variant.precision
         self.is_active = False
         self.batch = 0
         config = deployment.config

@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hrm.errors import ManifestError
-from hrm.manifest import QUANTIZED, STANDARD
+from hrm.manifest import STANDARD
 from hrm.runtime.backends.base import BackendError
 from hrm.runtime.backends.buffered import Buffer, BufferedBackend, HostMemory, cuda_memory
 from hrm.runtime.backends.options import OrtOptions
@@ -49,11 +49,9 @@ class OrtBackend(BufferedBackend):
     name = "ort"
     options_class = OrtOptions
 
-    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu",
+    def __init__(self, deployment: Any, variant: Any = "fp32", device: str = "cpu",
                  options: OrtOptions | None = None) -> None:
-        if device not in ("cpu", "cuda"):
-            raise ValueError(f"ort backend: device must be 'cpu' or 'cuda', got {device!r}")
-        super().__init__(deployment, precision, device, options)
+        super().__init__(deployment, variant, device, options)
         self.sessions: dict[str, Any] = {}
         self._next_graph_id = 0
 
@@ -66,11 +64,7 @@ class OrtBackend(BufferedBackend):
                                "(CPU) or 'hrm-deploy[ort-gpu]' (CUDA)") from None
 
         self._ort = ort
-        var = self.deployment.variant(self.precision)
-        if self.device == "cuda" and self.precision in QUANTIZED:
-            raise BackendError(f"{self.deployment.manifest.root}: the {self.precision} variant is ONNX Runtime's dynamic "
-                               "quantization, built and measured for the CPU execution provider only (on a GPU "
-                               "fp16/bf16 is the faster path); use --device cpu, or fp16/bf16 on cuda")
+        var = self.variant
         if self.device == "cuda":
             avail = ort.get_available_providers()
             if "CUDAExecutionProvider" not in avail:
@@ -110,7 +104,7 @@ class OrtBackend(BufferedBackend):
         d = super().describe()
         import onnxruntime as ort
 
-        d.update(onnxruntime=ort.__version__, ops=self.deployment.variant(self.precision).ops,
+        d.update(onnxruntime=ort.__version__, ops=self.variant.ops,
                  providers=self.sessions["l_step"].get_providers() if self.sessions else None)
         return d
 
@@ -135,7 +129,7 @@ class OrtBackend(BufferedBackend):
                 "use_tf32": "1" if self.options.tf32 else "0"}
         if self.options.cuda_graph and kind != "embed":
             opts["enable_cuda_graph"] = "1"
-        if self.options.strict_norm and self.deployment.variant(self.precision).ops != STANDARD:
+        if self.options.strict_norm and self.variant.ops != STANDARD:
             opts["enable_skip_layer_norm_strict_mode"] = "1"
         return [("CUDAExecutionProvider", opts)]
 

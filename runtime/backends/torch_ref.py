@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hrm.errors import ManifestError
-from hrm.manifest import QUANTIZED, STATE_DTYPES
+from hrm.manifest import STATE_DTYPES
 from hrm.runtime.backends.base import Backend, BackendError, Heads
 from hrm.runtime.backends.options import TorchOptions
 
@@ -30,9 +30,9 @@ class TorchBackend(Backend):
     #: buffers need this); the default copies them first, so tensors handed out earlier stay unchanged.
     _rows_in_place = False
 
-    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu",
+    def __init__(self, deployment: Any, variant: Any = "fp32", device: str = "cpu",
                  options: TorchOptions | None = None) -> None:
-        super().__init__(deployment, precision, device, options)
+        super().__init__(deployment, variant, device, options)
         self.model = self.options.model
         self._given_model = self.model is not None
         self._state: dict[int, dict[str, Any]] = {}
@@ -45,10 +45,6 @@ class TorchBackend(Backend):
         from hrm.model import HRM
 
         self._torch = torch
-        if self.precision in QUANTIZED:
-            raise BackendError(f"torch backend: the {self.precision} variant has no PyTorch twin (its weights are "
-                               "quantized in the ONNX graphs); the reference for it is fp32: hrm-parity DEPLOYMENT "
-                               f"--precision {self.precision} compares the two")
         dtype = STATE_DTYPES[self.precision]
         if self.model is None:
             ckpt = self._load_checkpoint()

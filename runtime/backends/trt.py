@@ -29,7 +29,7 @@ import warnings
 from typing import Any, Sequence
 
 from hrm.errors import EngineMismatchError, HRMError, ManifestError
-from hrm.manifest import IO_NAMES, QUANTIZED, STANDARD
+from hrm.manifest import IO_NAMES
 from hrm.runtime.backends.base import BackendError
 from hrm.runtime.backends.buffered import BatchBuffers, Buffer, BufferedBackend, cuda_memory
 from hrm.runtime.backends.options import TrtOptions
@@ -45,11 +45,9 @@ class TrtBackend(BufferedBackend):
     name = "trt"
     options_class = TrtOptions
 
-    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cuda",
+    def __init__(self, deployment: Any, variant: Any = "fp32", device: str = "cuda",
                  options: TrtOptions | None = None) -> None:
-        super().__init__(deployment, precision, device, options)
-        if device != "cuda":
-            raise ValueError(f"trt backend runs on CUDA only; got device={device!r}")
+        super().__init__(deployment, variant, device, options)
         self.cuda_graph = self.options.cuda_graph  # cleared if capture fails (then segments run eagerly)
         self.engines: dict[str, Any] = {}
         self.contexts: dict[str, Any] = {}
@@ -58,15 +56,7 @@ class TrtBackend(BufferedBackend):
     # ---- life cycle ------------------------------------------------------------------------------
     def activate_impl(self) -> None:
         man = self.deployment.manifest
-        var = self.deployment.variant(self.precision)
-        if self.precision in QUANTIZED:
-            raise ManifestError(f"{man.root}: variant {self.precision} is ONNX Runtime's dynamic int8 quantization "
-                                "(DynamicQuantizeLinear + MatMulInteger); TensorRT has no engines for it (its int8 "
-                                "needs Q/DQ and calibration). Use --backend ort --device cpu, or fp16/bf16 with trt")
-        if var.ops != STANDARD:
-            raise ManifestError(f"{man.root}: variant {self.precision} has {var.ops} graphs (ONNX Runtime's "
-                                "com.microsoft ops); TensorRT engines come from a --ops standard export only. "
-                                "Use --backend ort here, or export --ops standard --engine for trt")
+        var = self.variant
         missing = [k for k in self.graph_kinds if k not in var.engines]
         if missing:
             raise ManifestError(f"{man.root}: variant {self.precision} has no TensorRT engines for {missing}; "

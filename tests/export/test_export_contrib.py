@@ -274,7 +274,7 @@ def test_trt_backend_refuses_contrib_variant(contrib_export):
 
     _, out = contrib_export
     with pytest.raises(ManifestError, match="ort-contrib graphs .* --ops standard"):
-        TrtBackend(load_deployment(out), precision="fp32").activate()
+        TrtBackend(load_deployment(out), "fp32").activate()
 
 
 # ---- manifest -----------------------------------------------------------------------------------
