@@ -14,8 +14,7 @@ from pathlib import Path
 import click
 
 from hrm.cli.common import handle_errors, stderr_console
-from hrm.halting import HALTING_MODES
-from hrm.manifest import PRECISIONS
+from hrm.cli.options import RuntimeArgs, runtime_options
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,48 +23,27 @@ from hrm.manifest import PRECISIONS
               help="'generated' (the task's generator) or a PATH: our .npz or an official dataset folder")
 @click.option("--n", "n", type=click.IntRange(min=1), default=None, help="at most N puzzles [default: all; 256 generated]")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the generated dataset")
-@click.option("--backend", type=click.Choice(["ort", "trt", "torch"]), default="ort", show_default=True)
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True)
-@click.option("--halting", "haltings", default="fixed,act", show_default=True, help="comma-separated modes to run")
-@click.option("--max-segments", type=click.IntRange(min=1), default=None, help="segment cap (default halt_max_steps)")
-@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
+@runtime_options(haltings=True, batch=64)
 @click.option("--group-by", "group_key", default="bucket", show_default=True,
               help="puzzle meta key to report groups by ('none' for overall only)")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="ORT intra-op threads (CPU)")
-@click.option("--fused", is_flag=True, help="--backend ort/trt: the fused 'segment' graph (export with --segment)")
-@click.option("--spin/--no-spin", default=None,
-              help="--backend ort: let idle ORT threads spin [default: only with --fused or on cuda, where one "
-                   "session does the work; the step graphs' four thread pools would fight for the cores]")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="also write the report as JSON to this file ('-' = stdout instead of the table)")
 @handle_errors
-def main(model: Path, dataset: str, n: int | None, seed: int, backend: str, device: str, precision: str,
-         haltings: str, max_segments: int | None, batch: int, group_key: str, threads: int | None, fused: bool,
-         spin: bool | None,
+def main(model: Path, dataset: str, n: int | None, seed: int, runtime: RuntimeArgs, group_key: str,
          json_path: Path | None) -> None:
     """Solve a labelled dataset with MODEL and report exact / valid accuracy and segments."""
     from hrm.bench.models import resolve_path
     from hrm.io import write_text_atomic
-    from hrm.runtime import Session
     from hrm.runtime.datasets import load_puzzles
     from hrm.runtime.evaluation import evaluate
 
-    modes = [h.strip() for h in haltings.split(",") if h.strip()]
-    bad = [h for h in modes if h not in HALTING_MODES]
-    if bad or not modes:
-        raise click.BadParameter(f"unknown halting mode(s) {bad}; use fixed, act", param_hint="--halting")
     err = stderr_console()
-    root, origin = resolve_path(model, [precision], log=lambda m: err.print(m, highlight=False))
-    from hrm.runtime.backends.options import options_for
-
-    given = {"threads": threads, "spin": spin, "fused": fused or None}
-    options = options_for(backend, **{k: v for k, v in given.items() if v is not None})
-    with Session(root, backend=backend, device=device, precision=precision, batch=batch, options=options) as session:
+    root, origin = resolve_path(model, [runtime.precision], log=lambda m: err.print(m, highlight=False))
+    with runtime.session(root) as session:
         count = n if n is not None else (256 if dataset == "generated" else None)
         puzzles = load_puzzles(dataset, session.deployment, n=count, seed=seed)
-        report = evaluate(session, puzzles, haltings=modes, group_key=None if group_key == "none" else group_key,
-                          max_segments=max_segments)
+        report = evaluate(session, puzzles, haltings=runtime.haltings,
+                          group_key=None if group_key == "none" else group_key)
     report.meta.update(model=str(model), model_origin=origin, deployment=str(root), dataset=dataset,
                        seed=seed if dataset == "generated" else None)
     text = json.dumps(report.to_dict(), indent=2)

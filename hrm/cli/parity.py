@@ -13,44 +13,40 @@ from pathlib import Path
 import click
 
 from hrm.cli.common import handle_errors
-from hrm.manifest import PRECISIONS
+from hrm.cli.options import DEVICES, RuntimeArgs, runtime_options
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("deployment", type=click.Path(path_type=Path))
-@click.option("--backend", type=click.Choice(["ort", "trt", "torch"]), default="ort", show_default=True)
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--precision", "precisions", default="fp32", show_default=True,
-              help="comma-separated variants to check, e.g. fp32,fp16")
+@runtime_options(precisions=True, haltings=True, batch=32)
 @click.option("--dataset", default="generated", show_default=True,
               help="'generated' (the task's generator) or a PATH: our .npz or an official dataset folder")
 @click.option("--n", "n", type=click.IntRange(min=1), default=64, show_default=True, help="puzzles to compare")
-@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--max-segments", type=click.IntRange(min=1), default=None, help="segment cap (default halt_max_steps)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the generated dataset")
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="reference checkpoint (default: the manifest's source, sha-checked)")
-@click.option("--reference-device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+@click.option("--reference-device", type=click.Choice(DEVICES), default="cpu", show_default=True,
               help="where the PyTorch reference runs")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 @handle_errors
-def main(deployment: Path, backend: str, device: str, precisions: str, dataset: str, n: int, batch: int,
-         max_segments: int | None, seed: int, checkpoint: Path | None, reference_device: str, as_json: bool) -> None:
-    """Compare DEPLOYMENT's BACKEND with the fp32 PyTorch reference; non-zero exit if a gate fails."""
+def main(deployment: Path, runtime: RuntimeArgs, dataset: str, n: int, seed: int, reference_device: str,
+         as_json: bool) -> None:
+    """Compare DEPLOYMENT's BACKEND with the fp32 PyTorch reference; non-zero exit if a gate fails.
+
+    --checkpoint is the reference's weights (and the torch backend's, with --backend torch); the other
+    backend options (--fused, --threads, ...) configure the backend under test.
+    """
     from hrm.runtime.datasets import load_puzzles
     from hrm.runtime.deployment import load_deployment
     from hrm.runtime.parity import run_parity
 
-    names = [p.strip() for p in precisions.split(",") if p.strip()]
-    bad = [p for p in names if p not in PRECISIONS]
-    if bad or not names:
-        raise click.BadParameter(f"unknown precision(s) {bad}; use {', '.join(PRECISIONS)}", param_hint="--precision")
     dep = load_deployment(deployment)
-    for p in names:
+    for p in runtime.precisions:
         dep.variant(p)
     puzzles = load_puzzles(dataset, dep, n=n, seed=seed)
-    report = run_parity(dep, puzzles, backend=backend, device=device, precisions=names, batch=batch,
-                        max_segments=max_segments, checkpoint=checkpoint, reference_device=reference_device)
+    checkpoint = runtime.option_values.get("checkpoint")
+    options = runtime.options(skip=() if runtime.backend == "torch" else ("checkpoint",))
+    report = run_parity(dep, puzzles, backend=runtime.backend, device=runtime.device, precisions=runtime.precisions,
+                        haltings=runtime.haltings, batch=runtime.batch, max_segments=runtime.max_segments,
+                        checkpoint=checkpoint, reference_device=reference_device, options=options)
     report.meta["dataset"] = dataset
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))

@@ -20,7 +20,11 @@ ORT_OPTIMIZATION = ("all", "basic", "none")
 
 
 class OptionsError(HRMError, ValueError):
-    """A backend option that does not exist for that backend, or a value out of range."""
+    """A backend option that does not exist for that backend, or a value out of range (``option``: its name)."""
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,8 @@ def options_for(backend: str, options: BackendOptions | None = None, **values: A
         if name not in cls.names():
             others = [b for b, c in OPTIONS.items() if name in c.names()]
             raise OptionsError(f"the {backend} backend has no {name.replace('_', '-')} option"
-                               + (f" ({', '.join(others)} {'has' if len(others) == 1 else 'have'} it)" if others else ""))
+                               + (f" ({', '.join(others)} {'has' if len(others) == 1 else 'have'} it)" if others else ""),
+                               option=name)
     return cls(**values)
 
 

@@ -140,7 +140,7 @@ def test_missing_path_is_one_line(tmp_path):
 @pytest.mark.parametrize("args, needle", [
     ([], "exactly one of PATH"),
     (["--random-tiny", "--backends", "ort,onnx"], "--backends 'ort,onnx'"),
-    (["--random-tiny", "--precisions", "fp8"], "--precisions 'fp8'"),
+    (["--random-tiny", "--precisions", "fp8"], "--precision 'fp8'"),
     (["--random-tiny", "--halting", "sometimes"], "--halting"),
 ])
 def test_bad_options_are_one_line(args, needle, tmp_path):
