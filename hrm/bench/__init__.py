@@ -15,7 +15,7 @@ Modules: :mod:`.floor` (FLOPs / bytes per segment, measured device peaks, the fl
 :mod:`.report` (tables), :mod:`.models` (random full-size models, checkpoint export cache), :mod:`.env`
 (machine, versions, threads).
 
-The JSON document (``schema: hrm-bench/1``)::
+The JSON document (``schema: hrm-bench/2``; 2 renamed the agreement metrics to the comparator's)::
 
     {schema, created, command, elapsed_s, complete,
      environment: {hostname, platform, python, cpu, gpu, device_names, versions, threads, load_average_*, git},
@@ -33,7 +33,10 @@ The JSON document (``schema: hrm-bench/1``)::
                ratios: {torch-eager-fp32|torch-eager|torch-compile|ort-standard (contrib targets: the same
                         configuration on the standard graphs):
                         {reference, segment_b<B>, solve_<h>, throughput_b<B>_<h>}},
-               agreement: {...}, floor_fraction: {b<B>: floor time / segment time}}}}
+               agreement: {torch-eager-fp32|torch-eager: {reference, <halting>: {n, answer_agreement,
+                           token_agreement, halting_agreement}, trace: {n, token_agreement_per_segment,
+                           diverges_at, q_halt_seg1_abs_diff}}},
+               floor_fraction: {b<B>: floor time / segment time}}}}
 """
 
 from __future__ import annotations

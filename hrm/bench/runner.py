@@ -46,7 +46,7 @@ from hrm.bench.targets import BACKEND_CHOICES, Target, deployment_ops, plan
 from hrm.halting import HALTING_MODES
 from hrm.manifest import GRAPH_OPS, STANDARD, run_refusal
 
-SCHEMA = "hrm-bench/1"
+SCHEMA = "hrm-bench/2"  # 2: agreement under the comparator's metric names (hrm.evaluation.compare)
 
 
 @dataclass
@@ -631,16 +631,21 @@ def reference_names(name: str, precision: str, device: str) -> dict[str, str]:
 
 
 def _agreement(doc: dict, traces: dict[str, list[Any]] | None = None) -> None:
-    """Answers vs the eager references (same-precision eager, and fp32 eager), on the same puzzles:
+    """Answers vs the eager references (same-precision eager, and fp32 eager), on the same puzzles, by the
+    one comparator (:mod:`hrm.evaluation.compare`, the metric names ``hrm-parity`` uses too):
 
-    * per halting mode: fraction of answer cells equal, fraction of puzzles halting at the same segment;
-    * ``trace`` (fixed halting): cell agreement after each segment, the first segment where it drops
+    * per halting mode: ``answer_agreement``, ``token_agreement``, ``halting_agreement`` over ``n`` puzzles;
+    * ``trace`` (fixed halting): token agreement after each segment, the first segment where it drops
       below 99% (``diverges_at``; None = never) and |q_halt - reference| after segment 1.
 
     A broken target (stale state, a wrong graph) differs from segment 1 on. A correct one matches the
     first segments and may drift later: a random-weight HRM's recurrence is chaotic (fp32 rounding
     differences grow ~3x per segment, so different-but-correct kernels part ways after ~10-13 of 16
     segments; trained models converge instead)."""
+    from dataclasses import asdict
+
+    from hrm.evaluation.compare import agreement, trace_agreement
+
     traces = traces or {}
     targets = doc["targets"]
     for name, e in targets.items():
@@ -661,34 +666,15 @@ def _agreement(doc: dict, traces: dict[str, list[Any]] | None = None) -> None:
                 r = ref.get(halting)
                 if not r or "answers" not in s or "answers" not in r:
                     continue
-                n = min(len(s["answers"]), len(r["answers"]))
-                if n == 0:
-                    continue
-                a, b = np.asarray(s["answers"][:n]), np.asarray(r["answers"][:n])
-                row[halting] = {"cells": round(float((a == b).mean()), 4), "puzzles": n,
-                                "same_segments": round(float(np.mean(np.asarray(s["segments"][:n]) ==
-                                                                     np.asarray(r["segments"][:n]))), 4)}
+                agree = agreement(s["answers"], s["segments"], r["answers"], r["segments"])
+                if agree.n:
+                    row[halting] = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(agree).items()}
             if name in traces and ref_name in traces:
-                row["trace"] = _trace_agreement(traces[name], traces[ref_name])
+                row["trace"] = trace_agreement(traces[name], traces[ref_name])
             if len(row) > 1:
                 out[key] = row
         if out:
             e["agreement"] = out
-
-
-def _trace_agreement(mine: list[Any], ref: list[Any]) -> dict[str, Any]:
-    per_segment: list[float] = []
-    q1: list[float] = []
-    for (steps, qh), (rsteps, rqh) in zip(mine, ref):
-        for i, (a, b) in enumerate(zip(steps, rsteps)):
-            if i == len(per_segment):
-                per_segment.append(0.0)
-            per_segment[i] += float((a == b).mean()) / len(mine)
-        if qh and rqh:
-            q1.append(abs(float(qh[0]) - float(rqh[0])))
-    diverges = next((i + 1 for i, v in enumerate(per_segment) if v < 0.99), None)
-    return {"puzzles": len(mine), "per_segment_cells": [round(v, 4) for v in per_segment],
-            "diverges_at": diverges, "q_halt_seg1_abs_diff": round(max(q1), 6) if q1 else None}
 
 
 def _ratios(doc: dict, batches: Sequence[int], haltings: Sequence[str]) -> None:

@@ -1,7 +1,7 @@
 """``hrm-eval``: task accuracy of a model, overall and per difficulty bucket, fixed and ACT halting.
 
-Thin: puzzles come from :func:`hrm.runtime.datasets.load_puzzles`, the scoring from
-:func:`hrm.runtime.evaluation.evaluate` (read its docstring for exact / valid / segments). MODEL is a
+Thin: puzzles come from :func:`hrm.evaluation.datasets.load_puzzles`, the scoring from
+:func:`hrm.evaluation.accuracy.evaluate` (read its docstring for exact / valid / segments). MODEL is a
 deployment directory or a checkpoint (exported once to the ``hrm-bench`` cache, so ``--backend torch``
 on a fresh checkpoint works too). Exit status 0, or 2 on unusable input.
 """
@@ -34,8 +34,8 @@ def main(model: Path, dataset: str, n: int | None, seed: int, runtime: RuntimeAr
     """Solve a labelled dataset with MODEL and report exact / valid accuracy and segments."""
     from hrm.bench.models import resolve_path
     from hrm.io import write_text_atomic
-    from hrm.runtime.datasets import load_puzzles
-    from hrm.runtime.evaluation import evaluate
+    from hrm.evaluation.datasets import load_puzzles
+    from hrm.evaluation.accuracy import evaluate
 
     err = stderr_console()
     root, origin = resolve_path(model, [runtime.precision], log=lambda m: err.print(m, highlight=False))

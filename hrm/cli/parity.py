@@ -1,6 +1,6 @@
 """``hrm-parity``: does a backend answer like the PyTorch reference? Table or JSON; gates -> exit code.
 
-The comparison, the metrics and the gates live in :mod:`hrm.runtime.parity` (read its docstring for
+The comparison, the metrics and the gates live in :mod:`hrm.evaluation.parity` (read its docstring for
 the exact definitions); this command only loads the puzzles, calls :func:`run_parity` and prints.
 Exit status: 0 when every gate passes, 1 when one fails, 2 on unusable input.
 """
@@ -34,9 +34,9 @@ def main(deployment: Path, runtime: RuntimeArgs, dataset: str, n: int, seed: int
     --checkpoint is the reference's weights (and the torch backend's, with --backend torch); the other
     backend options (--fused, --threads, ...) configure the backend under test.
     """
-    from hrm.runtime.datasets import load_puzzles
+    from hrm.evaluation.datasets import load_puzzles
     from hrm.runtime.deployment import load_deployment
-    from hrm.runtime.parity import run_parity
+    from hrm.evaluation.parity import run_parity
 
     dep = load_deployment(deployment)
     for p in runtime.precisions:

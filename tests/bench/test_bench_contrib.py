@@ -45,7 +45,7 @@ def test_contrib_rows_agree_and_compare_with_standard(contrib_doc):
     doc, _ = contrib_doc
     e = doc["targets"]["ort-cpu-contrib/fp32"]
     agree = e["agreement"]["torch-eager-fp32"]
-    assert agree["fixed"]["cells"] == 1.0 and agree["fixed"]["same_segments"] == 1.0
+    assert agree["fixed"]["token_agreement"] == 1.0 and agree["fixed"]["halting_agreement"] == 1.0
     assert agree["trace"]["diverges_at"] is None
     r = e["ratios"]["ort-standard"]
     assert r["reference"] == "ort-cpu/fp32"

@@ -1,4 +1,4 @@
-"""hrm.runtime.evaluation / hrm-eval: exact and valid accuracy per group and halting mode."""
+"""hrm.evaluation.accuracy / hrm-eval: exact and valid accuracy per group and halting mode."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _puzzles_with_known_scores(session, n=12):
 
 def test_scores_groups_and_modes(tiny_deploy):
     from hrm.runtime import Session
-    from hrm.runtime.evaluation import evaluate
+    from hrm.evaluation.accuracy import evaluate
 
     with Session(tiny_deploy, batch=5, options=OrtOptions(threads=1)) as s:  # 5 does not divide 12: a short last chunk
         puzzles = _puzzles_with_known_scores(s)
@@ -58,7 +58,7 @@ def test_scores_groups_and_modes(tiny_deploy):
 def test_act_answers_match_the_act_session(tiny_deploy):
     """The report's ACT numbers are the runtime's ACT run, not derived from the fixed trace."""
     from hrm.runtime import Session
-    from hrm.runtime.evaluation import evaluate, score
+    from hrm.evaluation.accuracy import evaluate, score
 
     with Session(tiny_deploy, batch=4, options=OrtOptions(threads=1)) as s:
         puzzles = _puzzles_with_known_scores(s, n=8)
@@ -70,7 +70,7 @@ def test_act_answers_match_the_act_session(tiny_deploy):
 
 def test_unlabelled_puzzles_have_no_exact(tiny_deploy):
     from hrm.runtime import Session
-    from hrm.runtime.evaluation import evaluate
+    from hrm.evaluation.accuracy import evaluate
 
     rng = np.random.default_rng(0)
     puzzles = [Puzzle(rng.integers(1, 6, 16), None, f"<u>:{i}") for i in range(3)]
@@ -82,7 +82,7 @@ def test_unlabelled_puzzles_have_no_exact(tiny_deploy):
 
 
 def test_buckets_from_npz_and_official_folder(tiny_deploy, tmp_path):
-    from hrm.runtime.datasets import load_puzzles
+    from hrm.evaluation.datasets import load_puzzles
     from hrm.runtime.deployment import load_deployment
     from hrm.tasks import get_task
     from hrm.tasks.dataset import write_official_split

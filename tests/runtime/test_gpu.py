@@ -100,9 +100,9 @@ def test_ort_cuda_scheduler_matches_alone(tiny_deploy, batch16):
 @needs_ort_cuda
 def test_ort_cuda_fp16_parity_gates(tiny_deploy):
     pytest.importorskip("torch")
-    from hrm.runtime.datasets import load_puzzles
+    from hrm.evaluation.datasets import load_puzzles
     from hrm.runtime.deployment import load_deployment
-    from hrm.runtime.parity import run_parity
+    from hrm.evaluation.parity import run_parity
 
     dep = load_deployment(tiny_deploy)
     rep = run_parity(dep, load_puzzles("generated", dep, n=16), backend="ort", device="cuda",

@@ -25,10 +25,10 @@ if os.environ.get("HRM_TRAINED_CHECKPOINT"):
 def test_trained_model_parity_and_accuracy(checkpoint, ops, tmp_path):
     from hrm.checkpoint import load_checkpoint
     from hrm.export import export_deployment
-    from hrm.runtime.datasets import load_puzzles
+    from hrm.evaluation.datasets import load_puzzles
     from hrm.runtime.deployment import load_deployment
     from hrm.runtime.backends.options import OrtOptions
-    from hrm.runtime.parity import run_parity
+    from hrm.evaluation.parity import run_parity
 
     if load_checkpoint(checkpoint).task is None:
         pytest.skip(f"{checkpoint} records no task: nothing to generate puzzles with")

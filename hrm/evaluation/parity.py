@@ -7,13 +7,14 @@ Both sides solve the same puzzles in both halting modes (``fixed`` and ``act``);
 answers; comparing fp16 with fp16-PyTorch would measure two rounding schemes against each other
 and hide a loss common to both.
 
-Metrics per (precision, halting):
+Metrics per (precision, halting), named and computed by the one comparator (:mod:`hrm.evaluation.compare`):
 
 * ``answer_agreement``: fraction of puzzles whose answer tokens equal the reference's exactly;
 * ``token_agreement``: fraction of answer tokens equal;
 * ``accuracy`` / ``reference_accuracy``: exact-match task accuracy against the labels (cells with
   label 0 = PAD are ignored, as in the official evaluation); None without labels;
-* ``halting_agreement`` (act): fraction of puzzles halting at the same segment;
+* ``halting_agreement``: fraction of puzzles halting at the same segment (1 under ``fixed`` unless a run
+  stopped early);
 * ``drift`` (fixed): per segment, relative Frobenius distance of z_H,
   ``|z_H_backend - z_H_ref| / |z_H_ref|`` per puzzle, its mean and max over puzzles (the backend's
   ``read_state``). Under ``fixed`` every puzzle runs every segment on both sides, so each segment
@@ -37,8 +38,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from hrm.evaluation.compare import accuracy, agreement, relative_drift
 from hrm.halting import HALTING_MODES
-from hrm.runtime.results import exact_match
 
 FP32_ANSWER_AGREEMENT = 1.0
 LOW_PRECISION_ACCURACY_POINTS = 0.5
@@ -97,25 +98,15 @@ class ParityReport:
                 "gates": [asdict(g) for g in self.gates]}
 
 
-def accuracy(answers: np.ndarray, labels: Sequence[np.ndarray | None]) -> float | None:
-    """Exact-match accuracy against labels (PAD cells ignored); None if any label is missing."""
-    if not labels or any(lb is None for lb in labels):
-        return None
-    return float(np.mean([exact_match(a, lb) for a, lb in zip(answers, labels)]))
-
-
 def compare(precision: str, halting: str, ref: Outcome, run: Outcome, labels: Sequence[np.ndarray | None],
             drift: Sequence[np.ndarray] | None = None) -> Comparison:
     """Judge ``run`` against ``ref``. ``drift``: per segment, relative z_H distance per puzzle."""
     n = len(ref.answers)
-    same_answer = np.all(ref.answers == run.answers, axis=1)
-    c = Comparison(precision, halting, n, float(same_answer.mean()) if n else 1.0,
-                   float((ref.answers == run.answers).mean()) if n else 1.0,
-                   accuracy(run.answers, labels), accuracy(ref.answers, labels),
+    agree = agreement(run.answers, run.segments, ref.answers, ref.segments)
+    c = Comparison(precision, halting, n, agree.answer_agreement, agree.token_agreement,
+                   accuracy(run.answers, labels), accuracy(ref.answers, labels), agree.halting_agreement,
                    mean_segments=float(run.segments.mean()) if n else 0.0,
                    reference_mean_segments=float(ref.segments.mean()) if n else 0.0)
-    if halting == "act":
-        c.halting_agreement = float((ref.segments == run.segments).mean()) if n else 1.0
     if drift:
         c.drift_mean = [float(np.mean(d)) for d in drift]
         c.drift_max = [float(np.max(d)) for d in drift]
@@ -140,13 +131,6 @@ def evaluate_gates(comparisons: Sequence[Comparison]) -> list[Gate]:
                               f"accuracy {c.accuracy:.2%} vs fp32 reference {c.reference_accuracy:.2%} "
                               f"(|diff| {diff:.2f} pt, limit {LOW_PRECISION_ACCURACY_POINTS} pt)"))
     return gates
-
-
-def relative_drift(z_backend: np.ndarray, z_ref: np.ndarray) -> np.ndarray:
-    """Per row |a - b|_F / |b|_F (fp32 [B, ...] inputs)."""
-    a = z_backend.reshape(len(z_backend), -1).astype(np.float64)
-    b = z_ref.reshape(len(z_ref), -1).astype(np.float64)
-    return np.linalg.norm(a - b, axis=1) / np.maximum(np.linalg.norm(b, axis=1), 1e-30)
 
 
 def run_parity(deployment: Any, puzzles: Sequence[Any], *, backend: str = "ort", device: str = "cpu",

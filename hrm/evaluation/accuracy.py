@@ -12,7 +12,7 @@ the numbers a model card reports (issue: Sudoku by difficulty bucket, maze exact
   ``act`` the saving is ``1 - mean_segments / cap``.
 
 Groups come from each puzzle's ``meta`` (``group_key``, default ``"bucket"``: the Sudoku difficulty
-bucket "0" / "1-5" / "6+" set by the generator and by :func:`hrm.runtime.datasets.load_puzzles` when
+bucket "0" / "1-5" / "6+" set by the generator and by :func:`hrm.evaluation.datasets.load_puzzles` when
 the dataset stores the solver's guess counts). Every halting mode is really run (no ACT answer is
 derived from a fixed trace), on the same session, so the numbers are the runtime's own.
 numpy only: any backend (``ort``, ``trt``, ``torch``) behind a :class:`hrm.runtime.Session`.
