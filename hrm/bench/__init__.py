@@ -11,7 +11,9 @@ Library API (the ``hrm-bench`` command is a thin shell over it)::
 
 Modules: :mod:`.floor` (FLOPs / bytes per segment, measured device peaks, the floor), :mod:`.stats`
 (percentiles, summaries), :mod:`.targets` (the configurations and why one is skipped), :mod:`.torch_fast`
-(``torch.compile`` / CUDA-graph PyTorch references), :mod:`.runner` (the interleaved measurement),
+(``torch.compile`` / CUDA-graph PyTorch references), :mod:`.options` (what to run, budgets, the clock),
+:mod:`.phases` (the interleaved measurements, through Session / SegmentLoop / Scheduler; one row of
+``PHASES`` each), :mod:`.analysis` (agreement and ratios across targets), :mod:`.runner` (the run),
 :mod:`.report` (tables), :mod:`.models` (random full-size models, checkpoint export cache), :mod:`.env`
 (machine, versions, threads).
 
@@ -45,7 +47,8 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "BenchOptions": "hrm.bench.runner", "Budget": "hrm.bench.runner", "run": "hrm.bench.runner",
+    "BenchOptions": "hrm.bench.options", "Budget": "hrm.bench.options", "run": "hrm.bench.runner",
+    "PHASES": "hrm.bench.phases", "KINDS": "hrm.bench.targets",
     "render": "hrm.bench.report", "render_text": "hrm.bench.report", "summary_lines": "hrm.bench.report",
     "Target": "hrm.bench.targets", "plan": "hrm.bench.targets",
     "random_deployment": "hrm.bench.models", "resolve_path": "hrm.bench.models", "BenchError": "hrm.bench.models",

@@ -30,7 +30,7 @@ whose flavour has none, saying how to get it.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 from hrm.manifest import GRAPH_OPS, ORT_CONTRIB, STANDARD, STEP_GRAPHS, run_refusal
@@ -106,6 +106,23 @@ class Target:
     def describe(self) -> dict[str, Any]:
         return {"backend": self.backend, "device": self.device, "precision": self.precision,
                 "options": self.options.describe(), **({"ops": self.ops} if self.ops else {})}
+
+    def session(self, deployment: Any, *, halting: Any = None, checkpoint: Any = None) -> Any:
+        """A (not yet active) ``Session`` running this target on ``deployment``: a runtime backend by name, or
+        for the torch-fast kinds a loader of :class:`~hrm.bench.torch_fast.TorchFastBackend` (Session's door
+        for a backend it cannot name). ``checkpoint``: the torch targets' weights."""
+        from hrm.runtime import Session
+
+        options = self.options
+        if checkpoint is not None and hasattr(options, "checkpoint"):
+            options = replace(options, checkpoint=checkpoint)
+        if not self.fast:
+            return Session(deployment, self.backend, self.device, self.precision, batch=1, halting=halting,
+                           options=options)
+        from hrm.bench.torch_fast import TorchFastBackend
+
+        return Session(deployment, lambda: TorchFastBackend(deployment, self.precision, self.device, options), batch=1,
+                       halting=halting)
 
 
 def kinds_for(backend: str, device: str, ops: Sequence[str] = GRAPH_OPS) -> list[str]:

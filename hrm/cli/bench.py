@@ -68,7 +68,8 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, runtime:
     peaks measured in this run). Unavailable configurations are listed as skipped with the reason.
     """
     from hrm.bench.models import BenchError, export_flavours, random_checkpoint, resolve_flavours
-    from hrm.bench.runner import BenchOptions, default_precisions, run
+    from hrm.bench.options import BenchOptions, default_precisions
+    from hrm.bench.runner import run
     from hrm.bench.targets import BACKEND_CHOICES
     from hrm.manifest import GRAPH_OPS, STANDARD
 

@@ -98,11 +98,11 @@ def evaluate(session: Any, puzzles: Sequence[Any], *, haltings: Sequence[str] = 
     groups = [group_of(p, group_key) for p in puzzles]
     labels = sorted({g for g in groups if g is not None}, key=_group_order)
     policy = session.policy.with_(max_segments=max_segments)
+    ran = session.describe()
     report = EvalReport(meta={"n": len(puzzles), "haltings": list(haltings), "group_key": group_key,
                               "groups": labels, "max_segments": policy.max_segments, "batch": session.batch,
-                              "backend": session.backend.name, "device": session.backend.device,
-                              "precision": session.backend.precision,
-                              "fused": bool(getattr(session.backend, "fused", False))})
+                              "backend": ran["backend"], "device": ran["device"], "precision": ran["precision"],
+                              "fused": bool(ran.get("fused", False))})
     for halting in haltings:
         results = list(session.iter_solve(puzzles, halting=policy.with_(halting), on_chunk=on_chunk))
         report.scores.setdefault(ALL, {})[halting] = score(results)

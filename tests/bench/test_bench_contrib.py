@@ -15,7 +15,8 @@ pytest.importorskip("onnxruntime")
 
 @pytest.fixture(scope="module")
 def contrib_doc(bench_deploy, tiny_ckpt_path, tmp_path_factory):
-    from hrm.bench.runner import BenchOptions, run
+    from hrm.bench.options import BenchOptions
+    from hrm.bench.runner import run
     from hrm.export import export_deployment
 
     contrib = tmp_path_factory.mktemp("bench-contrib") / "tiny"

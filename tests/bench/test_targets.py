@@ -7,7 +7,9 @@ from types import SimpleNamespace
 import pytest
 
 from hrm.bench import targets as T
-from hrm.bench.runner import Budget, reference_names, throughput_puzzles
+from hrm.bench.analysis import reference_names
+from hrm.bench.options import Budget
+from hrm.bench.phases import throughput_puzzles
 from hrm.runtime.backends.options import OrtOptions
 
 

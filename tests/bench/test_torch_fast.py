@@ -24,8 +24,8 @@ def test_static_segment_matches_eager(bench_deploy, tiny_ckpt_path, precision):
     eager = Session(dep, backend="torch", precision=precision, halting="act", batch=3)
     with eager:
         ref = eager.solve(tokens, puzzle_ids=ids)
-    fast = Session(dep, backend="torch", precision=precision, halting="act", batch=3)
-    fast.backend = TorchFastBackend(dep, precision, options=TorchFastOptions(static=True))
+    fast = Session(dep, backend=TorchFastBackend(dep, precision, options=TorchFastOptions(static=True)), halting="act",
+                   batch=3)
     with fast:
         got = fast.solve(tokens, puzzle_ids=ids)
         assert fast.backend.describe()["precast_weights"] is (precision != "fp32")
@@ -77,8 +77,8 @@ def test_compiled_stacks_match_eager(bench_deploy):
     tokens = np.random.default_rng(5).integers(1, dep.config.vocab_size, (2, dep.config.seq_len)).astype(np.int32)
     with Session(dep, backend="torch", halting="fixed", batch=1) as eager:
         ref = eager.solve(tokens)
-    fast = Session(dep, backend="torch", halting="fixed", batch=1)
-    fast.backend = TorchFastBackend(dep, options=TorchFastOptions(compile=True))
+    fast = Session(dep, backend=lambda: TorchFastBackend(dep, options=TorchFastOptions(compile=True)), halting="fixed",
+                   batch=1)  # a loader: built on first use
     with fast:
         got = fast.solve(tokens)
         assert fast.backend.describe()["compile"] is True
@@ -127,8 +127,7 @@ def test_graph_replay_logic_with_a_stand_in_for_cuda(bench_deploy, monkeypatch):
     ids = rng.integers(0, dep.config.num_puzzle_identifiers, 7).astype(np.int32)
     with Session(dep, backend="torch", halting="act", batch=3) as eager:
         ref = eager.solve(tokens, puzzle_ids=ids)
-    fast = Session(dep, backend="torch", halting="act", batch=3)
-    fast.backend = be
+    fast = Session(dep, backend=be, halting="act", batch=3)
     with fast:
         got = fast.solve(tokens, puzzle_ids=ids)
         assert len(captures) == 1  # batch 3 captured once, replayed for every segment of every chunk

@@ -59,3 +59,35 @@ def test_backend_refuses_another_backends_options(tiny_deploy):
     with Session(tiny_deploy, backend="ort", options=OrtOptions(threads=1, fused=True)) as s:
         described = s.backend.describe()
     assert described["threads"] == 1 and described["spin"] is True and described["fused"] is True
+
+
+def test_session_takes_a_backend_instance_or_loader(tiny_deploy):
+    """Like Polygraphy's runners: a ready backend, or a callable returning one, called on first use only."""
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from hrm.runtime import Session, load_deployment
+    from hrm.runtime.backends.ort import OrtBackend
+
+    dep = load_deployment(tiny_deploy)
+    tokens = np.random.default_rng(2).integers(1, dep.config.vocab_size, (3, dep.config.seq_len)).astype(np.int32)
+    with Session(dep, options=OrtOptions(threads=1), batch=2) as named:
+        want = [r.answer_tokens.tolist() for r in named.solve(tokens)]
+    calls = []
+
+    def loader():
+        calls.append(1)
+        return OrtBackend(dep, "fp16", "cpu", OrtOptions(threads=1))
+
+    lazy = Session(dep, backend=loader, batch=2)
+    lazy.close()  # nothing loaded, nothing to free
+    assert calls == []
+    with lazy:
+        assert lazy.backend.precision == "fp16" and calls == [1]
+        assert len(lazy.solve(tokens)) == 3 and calls == [1]
+    with Session(dep, backend=OrtBackend(dep, "fp32", "cpu", OrtOptions(threads=1)), batch=2) as given:
+        assert [r.answer_tokens.tolist() for r in given.solve(tokens)] == want
+    with pytest.raises(ValueError, match="brings its own"):
+        Session(dep, backend=OrtBackend(dep), options=OrtOptions())
+    with pytest.raises(TypeError, match="not a Backend"):
+        Session(dep, backend=lambda: "ort").activate()
