@@ -40,8 +40,9 @@ STANDARD, ORT_CONTRIB = "standard", "ort-contrib"
 GRAPH_OPS = (STANDARD, ORT_CONTRIB)
 DEFAULT_OPS = STANDARD
 
-#: Where each runtime backend runs (the PyTorch reference takes any torch device).
-BACKEND_DEVICES = {"ort": ("cpu", "cuda"), "trt": ("cuda",)}
+#: The devices the runtime targets, and where each runtime backend runs (the PyTorch reference: any torch device).
+DEVICES = ("cpu", "cuda")
+BACKEND_DEVICES = {"ort": DEVICES, "trt": ("cuda",)}
 
 
 class RefusedVariant(ManifestError, ValueError):

@@ -49,7 +49,7 @@ from typing import Any
 _LAZY = {
     "BenchOptions": "hrm.bench.options", "Budget": "hrm.bench.options", "run": "hrm.bench.runner",
     "PHASES": "hrm.bench.phases", "KINDS": "hrm.bench.targets",
-    "render": "hrm.bench.report", "render_text": "hrm.bench.report", "summary_lines": "hrm.bench.report",
+    "render": "hrm.bench.report", "summary_lines": "hrm.bench.report",
     "Target": "hrm.bench.targets", "plan": "hrm.bench.targets",
     "random_deployment": "hrm.bench.models", "resolve_path": "hrm.bench.models", "BenchError": "hrm.bench.models",
     "random_checkpoint": "hrm.bench.models", "export_flavours": "hrm.bench.models",

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -198,7 +197,3 @@ def resolve_flavours(path: Path, precisions: Sequence[str], ops: Sequence[str], 
                          "(.safetensors or an official step_N)")
     main, others = export_flavours(path, precisions, ops, cache_dir, engine=engine, log=log)
     return main, "checkpoint", others
-
-
-def clear_cache(cache_dir: str | Path | None = None) -> None:
-    shutil.rmtree(cache_root(cache_dir), ignore_errors=True)

@@ -33,13 +33,11 @@ import importlib.util
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
-from hrm.manifest import GRAPH_OPS, ORT_CONTRIB, STANDARD, STEP_GRAPHS, run_refusal
+from hrm.manifest import DEVICES, GRAPH_OPS, ORT_CONTRIB, STANDARD, STEP_GRAPHS, run_refusal
 from hrm.runtime.backends.options import BackendOptions, options_for
 
 #: --backends names -> the target kinds they expand to
 BACKEND_CHOICES = ("ort", "trt", "torch", "torch-compile")
-DEVICES = ("cpu", "cuda")
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 @dataclass(frozen=True)

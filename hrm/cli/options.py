@@ -21,10 +21,9 @@ import click
 from hrm.cli.common import handle_errors
 from hrm.errors import HRMError
 from hrm.halting import HALTING_MODES
-from hrm.manifest import PRECISIONS
+from hrm.manifest import DEVICES, PRECISIONS
+from hrm.runtime.backends import BACKENDS
 
-BACKENDS = ("ort", "trt", "torch")
-DEVICES = ("cpu", "cuda")
 
 
 class OptionError(HRMError):
@@ -117,7 +116,7 @@ def runtime_options(*, precisions: bool = False, haltings: bool = False, devices
     ``flags``: which backend option flags (:data:`BACKEND_FLAGS`)."""
     decorators: list[Callable] = []
     if backend:
-        decorators.append(click.option("--backend", type=click.Choice(BACKENDS), default="ort", show_default=True))
+        decorators.append(click.option("--backend", type=click.Choice(list(BACKENDS)), default="ort", show_default=True))
     if devices:
         decorators.append(click.option("--device", "devices", type=click.Choice(DEVICES), multiple=True,
                                        help="device(s) to measure (repeat for both)  [default: cpu]"))

@@ -51,7 +51,6 @@ class Outcome:
 
     answers: np.ndarray  # int32 [N, S]
     segments: np.ndarray  # int [N]
-    drift_num: list[list[float]] = field(default_factory=list)  # per segment, per puzzle |a-b| (filled by compare)
 
 
 @dataclass

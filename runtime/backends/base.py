@@ -144,10 +144,6 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def read_heads(self, logits: bool = True) -> Heads: ...
 
-    def read_predictions(self) -> np.ndarray:
-        """argmax tokens int32 [B, S] of the last ``heads()``."""
-        return self.read_heads(logits=True).predictions()
-
     @abc.abstractmethod
     def read_state(self) -> np.ndarray: ...
 
