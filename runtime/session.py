@@ -70,12 +70,10 @@ class Session:
         elif options is not None:
             raise ValueError("options configure a backend Session builds by name; a backend instance or loader "
                              "brings its own")
-        elif isinstance(backend, Backend):
-            self._backend = self._adopt(backend)
         elif callable(backend):
             self._loader = backend
         else:
-            raise TypeError(f"backend must be a name, a Backend or a callable returning one, got {type(backend).__name__}")
+            self._backend = self._adopt(backend)
 
     @property
     def backend(self) -> Backend:
@@ -88,7 +86,7 @@ class Session:
 
     def _adopt(self, backend: Any) -> Backend:
         if not isinstance(backend, Backend):
-            raise TypeError(f"the backend loader returned {type(backend).__name__}, not a Backend")
+            raise TypeError(f"backend: expected a name, a Backend or a callable returning one; got {type(backend).__name__}")
         if Path(backend.deployment.root) != Path(self.deployment.root):
             raise ValueError(f"the backend runs {backend.deployment.root}, this session {self.deployment.root}")
         return backend

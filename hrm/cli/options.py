@@ -114,30 +114,20 @@ def runtime_options(*, precisions: bool = False, haltings: bool = False, devices
     ``precisions`` / ``haltings``: a comma-separated list instead of one value; ``devices``: ``--device``
     may repeat; ``backend``: offer ``--backend``; ``batch``: offer ``--batch`` with that default;
     ``flags``: which backend option flags (:data:`BACKEND_FLAGS`)."""
-    decorators: list[Callable] = []
-    if backend:
-        decorators.append(click.option("--backend", type=click.Choice(list(BACKENDS)), default="ort", show_default=True))
-    if devices:
-        decorators.append(click.option("--device", "devices", type=click.Choice(DEVICES), multiple=True,
-                                       help="device(s) to measure (repeat for both)  [default: cpu]"))
-    else:
-        decorators.append(click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True))
-    if precisions:
-        decorators.append(click.option("--precision", "--precisions", "precisions", default=default_precisions,
-                                       show_default=default_precisions is not None,
-                                       help=f"comma-separated variants: {', '.join(PRECISIONS)}"))
-    else:
-        decorators.append(click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True))
-    if haltings:
-        decorators.append(click.option("--halting", default=",".join(HALTING_MODES), show_default=True,
-                                       help=f"comma-separated halting modes to run: {', '.join(HALTING_MODES)}"))
-    else:
-        decorators.append(click.option("--halting", type=click.Choice(HALTING_MODES), default=None,
-                                       help="act: stop a puzzle when the model's halt rule fires (q_halt > "
-                                            "q_continue for HRM); fixed: every puzzle runs --max-segments "
-                                            "[default: the manifest's default_halting]"))
-    decorators.append(click.option("--max-segments", type=click.IntRange(min=1), default=None,
-                                   help="segment cap [default: the trained halt_max_steps; may exceed it]"))
+    many = "comma-separated, several" if precisions else "one"
+    decorators = [click.option("--backend", type=click.Choice(list(BACKENDS)), default="ort", show_default=True)]
+    decorators = decorators if backend else []
+    decorators += [  # the names of the click parameters are the keys _parse reads
+        click.option("--device", "devices", type=click.Choice(DEVICES), multiple=devices, default=None if devices else "cpu",
+                     show_default=not devices, help="(repeat for several)  [default: cpu]" if devices else None),
+        click.option("--precision", "--precisions", "precisions", default=default_precisions,
+                     show_default=default_precisions is not None, help=f"variant(s), {many}: {', '.join(PRECISIONS)}"),
+        click.option("--halting", default=",".join(HALTING_MODES) if haltings else None, show_default=haltings,
+                     help=f"halting mode(s), {'comma-separated, each run' if haltings else 'one'}: act (stop a puzzle "
+                          "when the model's halt rule fires: q_halt > q_continue for HRM), fixed (every puzzle runs "
+                          "--max-segments)" + ("" if haltings else " [default: the manifest's default_halting]")),
+        click.option("--max-segments", type=click.IntRange(min=1), default=None,
+                     help="segment cap [default: the trained halt_max_steps; may exceed it]")]
     if batch is not None:
         decorators.append(click.option("--batch", type=click.IntRange(min=1), default=batch, show_default=True,
                                        help="puzzles per batch"))
@@ -147,7 +137,7 @@ def runtime_options(*, precisions: bool = False, haltings: bool = False, devices
         @functools.wraps(command)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             raw = {k: kwargs.pop(k) for k in _PARAMS if k in kwargs}
-            return command(*args, runtime=_parse(raw), **kwargs)
+            return command(*args, runtime=_parse(raw, precisions, haltings), **kwargs)
 
         wrapped = handle_errors(wrapper)  # a bad list is one line too
         for option in reversed(decorators):
@@ -157,17 +147,17 @@ def runtime_options(*, precisions: bool = False, haltings: bool = False, devices
     return decorate
 
 
-_PARAMS = ("backend", "device", "devices", "precision", "precisions", "halting", "max_segments", "batch",
-           *BACKEND_FLAGS)
+_PARAMS = ("backend", "devices", "precisions", "halting", "max_segments", "batch", *BACKEND_FLAGS)
 
 
-def _parse(raw: dict[str, Any]) -> RuntimeArgs:
-    many = raw.get("precisions")
-    precisions = parse_list(many, PRECISIONS, "--precision") if many else (raw.get("precision") or "fp32",)
-    return RuntimeArgs(
-        backend=raw.get("backend"),
-        devices=tuple(dict.fromkeys(raw.get("devices") or ())) or (raw.get("device") or "cpu",),
-        precisions=() if "precisions" in raw and not many else precisions,
-        haltings=parse_list(raw["halting"], HALTING_MODES, "--halting") if raw.get("halting") else (),
-        max_segments=raw.get("max_segments"), batch=raw.get("batch"),
-        option_values={k: raw[k] for k in BACKEND_FLAGS if raw.get(k) is not None})
+def _parse(raw: dict[str, Any], many_precisions: bool, many_haltings: bool) -> RuntimeArgs:
+    precisions = parse_list(raw["precisions"], PRECISIONS, "--precision") if raw.get("precisions") else ()
+    haltings = parse_list(raw["halting"], HALTING_MODES, "--halting") if raw.get("halting") else ()
+    for flag, values, many in (("--precision", precisions, many_precisions), ("--halting", haltings, many_haltings)):
+        if len(values) > 1 and not many:
+            raise OptionError(f"{flag} {','.join(values)}: this command takes one")
+    devices = raw["devices"]  # one name, or the repeated --device of hrm-bench
+    devices = (devices,) if isinstance(devices, str) else tuple(dict.fromkeys(devices or ())) or ("cpu",)
+    return RuntimeArgs(backend=raw.get("backend"), devices=devices, precisions=precisions, haltings=haltings,
+                       max_segments=raw.get("max_segments"), batch=raw.get("batch"),
+                       option_values={k: raw[k] for k in BACKEND_FLAGS if raw.get(k) is not None})

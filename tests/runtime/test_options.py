@@ -89,5 +89,5 @@ def test_session_takes_a_backend_instance_or_loader(tiny_deploy):
         assert [r.answer_tokens.tolist() for r in given.solve(tokens)] == want
     with pytest.raises(ValueError, match="brings its own"):
         Session(dep, backend=OrtBackend(dep), options=OrtOptions())
-    with pytest.raises(TypeError, match="not a Backend"):
+    with pytest.raises(TypeError, match="expected a name, a Backend or a callable returning one; got str"):
         Session(dep, backend=lambda: "ort").activate()
