@@ -105,42 +105,23 @@ class PlainOrt:
 
 
 class RuntimeVariant:
-    """A runtime backend (ort/torch) at batch 1, optionally an OrtBackend subclass with extra session config."""
+    """A runtime backend (ort/torch) at batch 1 with its options object, timed one ``SegmentLoop.run_segment`` at a time."""
 
     def __init__(self, deploy: Path, backend: str, **options) -> None:
-        from hrm.runtime import Session
+        from hrm.runtime import Request, Session
+        from hrm.runtime.backends.options import options_for
 
-        self.sess = Session(deploy, backend=backend, batch=1, **options).activate()
-        be = self.sess.backend
-        be.allocate(1)
-        c = self.sess.config
-        be.load_rows([0], np.ones((1, c.seq_len), np.int32), np.zeros(1, np.int32))
+        self.sess = Session(deploy, backend=backend, batch=1, options=options_for(backend, **options)).activate()
+        self.loop = self.sess.new_loop(1)
+        self.loop.admit([Request.of(np.ones(self.sess.config.seq_len, np.int32))])
 
     def segment(self):
-        be = self.sess.backend
-        be.segment()
-        return be.read_heads(logits=False).q_halt
+        return self.loop.run_segment().q_halt
 
 
 def no_spin_backend(deploy: Path, threads: int):
-    """The runtime OrtBackend with ``session.intra_op.allow_spinning=0`` (not a runtime option today)."""
-    from hrm.runtime import Session
-    from hrm.runtime.backends.ort import OrtBackend
-
-    class NoSpin(OrtBackend):
-        def _session_options(self):
-            so = super()._session_options()
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            return so
-
-    v = RuntimeVariant.__new__(RuntimeVariant)
-    v.sess = Session(deploy, backend="ort", batch=1, threads=threads)
-    v.sess.backend = NoSpin(v.sess.deployment, threads=threads)
-    v.sess.activate()
-    v.sess.backend.allocate(1)
-    c = v.sess.config
-    v.sess.backend.load_rows([0], np.ones((1, c.seq_len), np.int32), np.zeros(1, np.int32))
-    return v
+    """The runtime OrtBackend with its idle threads not spinning (now ``OrtOptions(spin=False)``)."""
+    return RuntimeVariant(deploy, "ort", threads=threads, spin=False)
 
 
 def int8_files(deploy: Path, workdir: Path) -> dict[str, Path]:
