@@ -105,7 +105,7 @@ class PlainOrt:
 
 
 class RuntimeVariant:
-    """A runtime backend (ort/torch) at batch 1 with its options object, timed one ``SegmentLoop.run_segment`` at a time."""
+    """A runtime backend (ort/torch) at batch 1 with its options object; one ``SegmentLoop.run_segment`` per call."""
 
     def __init__(self, deploy: Path, backend: str, **options) -> None:
         from hrm.runtime import Request, Session

@@ -150,7 +150,8 @@ def int8_refusal(what: str) -> str:
     """Why the int8 variant gets no TensorRT engine: the manifest's rule (:func:`hrm.manifest.run_refusal`)."""
     from hrm.manifest import run_refusal
 
-    return f"TensorRT engines are not built for the int8 variant ({what}): {run_refusal('int8', STANDARD, 'trt', 'cuda')}"
+    why = run_refusal("int8", STANDARD, "trt", "cuda")
+    return f"TensorRT engines are not built for the int8 variant ({what}): {why}"
 
 
 def parse_onnx(trt: TensorRT, onnx_path: Path, logger: Any = None) -> tuple[Any, Any, Any]:

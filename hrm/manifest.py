@@ -3,8 +3,8 @@
 The runtime loads a deployment only through this file: model config, task, recurrence, and for each
 precision variant the graphs (file, sha256, I/O names/shapes/dtypes) and optional TensorRT engines.
 Graph kinds are open-ended keys (``embed``, ``l_step``, ``h_step``, ``heads``, the optional fused
-``segment``): readers ignore kinds they do not know. Which backend and device may run a variant is
-one table here too (:func:`run_refusal`, applied by :meth:`Manifest.resolve`). Each variant records its graph flavour
+``segment``): readers ignore kinds they do not know. Which backend and device may run a variant is one
+table here too (:func:`run_refusal`, applied by :meth:`Manifest.resolve`). Each variant records its graph flavour
 (``ops``: ``standard`` | ``ort-contrib``); manifests written before the field existed are ``standard``,
 so the format version stays 1. Torch-free and numpy-free on purpose.
 """

@@ -258,7 +258,8 @@ def throughput_phase(g: Group) -> None:
                     if name not in plans or not lv.running or (runs[name] and g.clock.over()):
                         continue
                     if g.clock.over():
-                        lv.entry.setdefault("throughput", {}).setdefault(str(B), {})[halting] = {"skipped": "time limit"}
+                        skipped = {"skipped": "time limit"}
+                        lv.entry.setdefault("throughput", {}).setdefault(str(B), {})[halting] = skipped
                         continue
                     try:
                         runs[name].append(scheduler_run(lv.session, B, g.policy.with_(halting),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from hrm.cli.common import handle_errors, stderr_console
+from hrm.cli.common import handle_errors, pct, stderr_console
 from hrm.cli.options import RuntimeArgs, runtime_options
 
 
@@ -55,10 +55,6 @@ def main(model: Path, dataset: str, n: int | None, seed: int, runtime: RuntimeAr
     _print_table(report)
 
 
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2%}"
-
-
 def _print_table(report) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -71,6 +67,6 @@ def _print_table(report) -> None:
     for group, by_h in report.scores.items():
         for halting, s in by_h.items():
             saved = 1 - s.mean_segments / m["max_segments"]
-            t.add_row(group, str(s.n), halting, _pct(s.exact), _pct(s.valid), f"{s.mean_segments:.2f}",
+            t.add_row(group, str(s.n), halting, pct(s.exact), pct(s.valid), f"{s.mean_segments:.2f}",
                       f"{s.p50_segments:g}", f"{saved:.0%}" if halting == "act" else "-")
     Console(highlight=False, width=max(Console().width, 110)).print(t)

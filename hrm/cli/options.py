@@ -118,8 +118,9 @@ def runtime_options(*, precisions: bool = False, haltings: bool = False, devices
     decorators = [click.option("--backend", type=click.Choice(list(BACKENDS)), default="ort", show_default=True)]
     decorators = decorators if backend else []
     decorators += [  # the names of the click parameters are the keys _parse reads
-        click.option("--device", "devices", type=click.Choice(DEVICES), multiple=devices, default=None if devices else "cpu",
-                     show_default=not devices, help="(repeat for several)  [default: cpu]" if devices else None),
+        click.option("--device", "devices", type=click.Choice(DEVICES), multiple=devices,
+                     default=None if devices else "cpu", show_default=not devices,
+                     help="(repeat for several)  [default: cpu]" if devices else None),
         click.option("--precision", "--precisions", "precisions", default=default_precisions,
                      show_default=default_precisions is not None, help=f"variant(s), {many}: {', '.join(PRECISIONS)}"),
         click.option("--halting", default=",".join(HALTING_MODES) if haltings else None, show_default=haltings,

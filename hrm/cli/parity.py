@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from hrm.cli.common import handle_errors
+from hrm.cli.common import handle_errors, pct
 from hrm.cli.options import DEVICES, RuntimeArgs, runtime_options
 
 
@@ -55,10 +55,6 @@ def main(deployment: Path, runtime: RuntimeArgs, dataset: str, n: int, seed: int
     raise SystemExit(0 if report.passed else 1)
 
 
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2%}"
-
-
 def _print_table(report) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -74,8 +70,8 @@ def _print_table(report) -> None:
         t.add_column(col, justify="right", no_wrap=True)
     for c in report.comparisons:
         drift = f"{c.drift_mean[-1]:.1e}/{c.drift_max[-1]:.1e}" if c.drift_mean else "-"
-        t.add_row(c.precision, c.halting, _pct(c.answer_agreement), _pct(c.token_agreement), _pct(c.accuracy),
-                  _pct(c.reference_accuracy), _pct(c.halting_agreement), f"{c.mean_segments:.2f}",
+        t.add_row(c.precision, c.halting, pct(c.answer_agreement), pct(c.token_agreement), pct(c.accuracy),
+                  pct(c.reference_accuracy), pct(c.halting_agreement), f"{c.mean_segments:.2f}",
                   f"{c.reference_mean_segments:.2f}", drift)
     out.print(t)
     for c in report.comparisons:

@@ -25,8 +25,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from hrm.evaluation.compare import accuracy
 from hrm.halting import HALTING_MODES
-from hrm.runtime.results import SolveResult, exact_match
+from hrm.runtime.results import SolveResult
 
 ALL = "all"
 
@@ -68,10 +69,7 @@ def score(results: Sequence[SolveResult]) -> Score:
     if n == 0:
         raise ValueError("no results to score")
     segs = np.array([r.segments for r in results])
-    labelled = [r.label is not None for r in results]
-    exact = None
-    if all(labelled):
-        exact = float(np.mean([exact_match(r.answer_tokens, r.label) for r in results]))
+    exact = accuracy([r.answer_tokens for r in results], [r.label for r in results])
     valid = None if any(r.valid is None for r in results) else float(np.mean([bool(r.valid) for r in results]))
     return Score(n=n, exact=exact, valid=valid, mean_segments=float(segs.mean()),
                  p50_segments=float(np.median(segs)), max_segments=int(segs.max()))
