@@ -23,14 +23,14 @@ import numpy as np
 import hrm
 from hrm.checkpoint import Checkpoint, load_checkpoint
 from hrm.errors import ExportError
-from hrm.export.engine import EngineOptions, build_engine, import_tensorrt, ops_refusal
+from hrm.export.engine import EngineOptions, build_engine, import_tensorrt
 from hrm.export.graphs import DEFAULT_OPSET, STEP_GRAPHS, build_graph, check_opset, check_ops, graph_io
 from hrm.export.precision import Precision, parse_precisions
 from hrm.export.quantize import quantize_graph
 from hrm.export.writer import EXTERNAL_DATA_THRESHOLD, check_graph, save_graph, save_init
 from hrm.identifiers import PuzzleIdentifiers, select_rows, select_tasks, write_deployment_identifiers
 from hrm.io import sha256_file
-from hrm.manifest import DEFAULT_OPS, STANDARD, Manifest, Variant
+from hrm.manifest import DEFAULT_OPS, STANDARD, Manifest, Variant, run_refusal
 
 
 class ValidationFailed(ExportError):
@@ -220,8 +220,8 @@ def export_deployment(
     chosen = parse_precisions(precisions)
     opset = check_opset(opset)
     ops = check_ops(ops)
-    if engine is not None and ops != STANDARD:
-        raise ops_refusal(ops, "--engine")
+    if engine is not None and all(run_refusal(p.name, ops, "trt", "cuda") for p in chosen):
+        raise ExportError(f"--engine: {run_refusal(chosen[0].name, ops, 'trt', 'cuda')}")
     check_target(out_dir, force)
     if engine is not None:
         engine.validate()
@@ -260,7 +260,7 @@ def export_deployment(
         for name in sources:
             shutil.rmtree(staging / f".source-{name}")
         if trt is not None and engine is not None:
-            _engines(trt, engine, chosen, variants, staging, timer, report)
+            _engines(trt, engine, chosen, variants, staging, timer, report, ops)
         with timer("manifest", "writing manifest.json"):
             exporter: dict[str, Any] = {**library_versions(), "opset": opset,
                                         "graph_builder": "hrm.export (onnx.helper from checkpoint tensors)"}
@@ -427,12 +427,12 @@ def _validate(ckpt: Checkpoint, chosen: Sequence[Precision], variants: Mapping[s
 
 
 def _engines(trt: Any, options: EngineOptions, chosen: Sequence[Precision], variants: Mapping[str, Variant],
-             staging: Path, timer: "_Timer", report: ExportReport) -> None:
+             staging: Path, timer: "_Timer", report: ExportReport, ops: str = DEFAULT_OPS) -> None:
     report.engine = {"flavour": trt.flavour, "version": trt.version, "options": options.record()}
     with timer("engine", f"building TensorRT engines ({trt.flavour} {trt.version})"):
         for p in chosen:
-            if p.quantized:
-                timer.note(f"{p.name}: no engines (ONNX Runtime CPU variant; TensorRT int8 needs Q/DQ + calibration)")
+            if why := run_refusal(p.name, ops, "trt", "cuda"):
+                timer.note(f"{p.name}: no engines: {why}")
                 continue
             for kind, graph in variants[p.name].graphs.items():
                 if options.graphs is not None and kind not in options.graphs:

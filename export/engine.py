@@ -37,7 +37,7 @@ from typing import Any
 
 from hrm.errors import ExportError
 from hrm.io import atomic_path, sha256_file, write_bytes_atomic
-from hrm.manifest import ORT_CONTRIB, EngineEntry
+from hrm.manifest import ORT_CONTRIB, STANDARD, EngineEntry
 from hrm.runtime.trt_lib import TensorRT, logger
 from hrm.runtime.trt_lib import import_tensorrt as _import_tensorrt
 
@@ -90,14 +90,6 @@ _WHY_STANDARD = ("ONNX Runtime's com.microsoft ops are implemented as exported b
                  f"--ops {ORT_CONTRIB} deployment for ONNX Runtime.")
 
 
-def ops_refusal(ops: str, where: str) -> ExportError:
-    """The error for asking TensorRT engines of a non-``standard`` export (one message for every entry point)."""
-    from hrm.export.contrib import CONTRIB_OPS
-
-    return ExportError(f"{where}: TensorRT engines are built from --ops standard graphs only; {ops} graphs use "
-                       f"{', '.join(CONTRIB_OPS)} (domain com.microsoft). " + _WHY_STANDARD)
-
-
 def require_standard_graph(onnx_path: Path) -> None:
     """Refuse a graph that uses ops outside the standard ONNX domain, before TensorRT sees it."""
     import onnx
@@ -117,10 +109,11 @@ DYNAMIC_QUANT_OPS = ("DynamicQuantizeLinear", "MatMulInteger")
 
 
 def int8_refusal(what: str) -> str:
-    """Why the int8 variant gets no TensorRT engine (one message for the exporter and the backend)."""
-    return (f"TensorRT engines are not built for the int8 variant ({what}): it is ONNX Runtime's dynamic "
-            "quantization (DynamicQuantizeLinear + MatMulInteger), an ONNX Runtime CPU path; TensorRT's int8 needs "
-            "Q/DQ nodes and calibration. Use fp16/bf16 engines, or run int8 with --backend ort --device cpu.")
+    """Why the int8 variant gets no TensorRT engine: the manifest's rule (:func:`hrm.manifest.run_refusal`)."""
+    from hrm.manifest import run_refusal
+
+    why = run_refusal("int8", STANDARD, "trt", "cuda")
+    return f"TensorRT engines are not built for the int8 variant ({what}): {why}"
 
 
 def parse_onnx(trt: TensorRT, onnx_path: Path) -> tuple[Any, Any, Any]:

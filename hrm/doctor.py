@@ -9,7 +9,7 @@ It answers two questions, each line with a verdict (:data:`VERDICTS`):
    temporary folder, or use the deployment given; build TensorRT engines for every precision the device
    supports; solve a fixed set of generated puzzles with every backend that can run here (``trt``,
    ``ort`` on CUDA, ``ort`` on the CPU) and compare answers and per-segment z_H with ONNX Runtime CPU fp32
-   (fp32: identical answers; fp16/bf16: within the parity gate of :mod:`hrm.runtime.parity`); capture and
+   (fp32: identical answers; fp16/bf16: within the parity gate of :mod:`hrm.evaluation.parity`); capture and
    replay CUDA graphs at two batch sizes (answers identical to eager runs); time one segment at batch 1.
 
 ``works`` / ``fails`` (with the error) / ``not available`` (why). ``not available`` is not a failure: a
@@ -27,7 +27,7 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -158,21 +158,21 @@ class Run:
     backend: str
     device: str
     precision: str
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Any  # the backend's options object (hrm.runtime.backends.options)
 
     @property
     def name(self) -> str:
         return f"{self.backend}-{self.device}/{self.precision}"
 
 
-def _solve(dep: Any, run: Run, puzzles: list[Any], batch: int, **extra: Any) -> tuple[Any, list[np.ndarray], Any]:
+def _solve(dep: Any, run: Run, puzzles: list[Any], batch: int) -> tuple[Any, list[np.ndarray], Any]:
     """Fixed-halting solve; returns (Outcome, per-segment z_H [N, ...] in puzzle order, backend description)."""
-    from hrm.runtime.parity import Outcome
+    from hrm.evaluation.parity import Outcome
     from hrm.runtime.session import Session
 
     answers, segments, states, described = [], [], [], {}
     with Session(dep, backend=run.backend, device=run.device, precision=run.precision, batch=batch,
-                 **{**run.options, **extra}) as sess:
+                 options=run.options) as sess:
         for start in range(0, len(puzzles), batch):
             chunk = puzzles[start:start + batch]
             per_seg: list[np.ndarray] = []
@@ -189,8 +189,9 @@ def _solve(dep: Any, run: Run, puzzles: list[Any], batch: int, **extra: Any) -> 
 
 def _compare(run: Run, ref: tuple[Any, list[np.ndarray]], got: tuple[Any, list[np.ndarray]],
              labels: list[Any]) -> str:
-    """The parity comparator and gate of :mod:`hrm.runtime.parity`; raises when the gate fails."""
-    from hrm.runtime.parity import compare, evaluate_gates, relative_drift
+    """The parity comparator and gate of :mod:`hrm.evaluation.parity`; raises when the gate fails."""
+    from hrm.evaluation.compare import relative_drift
+    from hrm.evaluation.parity import compare, evaluate_gates
 
     drift = [relative_drift(a, b) for a, b in zip(got[1], ref[1])]
     c = compare(run.precision, "fixed", ref[0], got[0], labels, drift)
@@ -203,18 +204,16 @@ def _compare(run: Run, ref: tuple[Any, list[np.ndarray]], got: tuple[Any, list[n
 
 
 def _time_segment(dep: Any, run: Run, repeats: int = 20) -> str:
-    """Median wall time of one segment at batch 1 (heads read back each time, as the loop does)."""
+    """Median wall time of one segment at batch 1: :meth:`SegmentLoop.run_segment`, the unit hrm-bench times."""
     from hrm.runtime.session import Session
 
-    with Session(dep, backend=run.backend, device=run.device, precision=run.precision, batch=1, **run.options) as s:
-        s.activate()
-        b = s.backend
-        b.allocate(1)
+    with Session(dep, backend=run.backend, device=run.device, precision=run.precision, batch=1,
+                 options=run.options) as s, s.lock:
+        loop = s.new_loop(1, "fixed")
         times = []
         for _ in range(repeats + 3):
             t = time.perf_counter()
-            b.segment()
-            b.read_heads(logits=False)
+            loop.run_segment()
             times.append(time.perf_counter() - t)
     return f"{np.median(times[3:]) * 1e3:.3f} ms per segment (median of {repeats}, batch 1)"
 
@@ -282,7 +281,8 @@ def run_doctor(directory: str | Path | None = None, *, checkpoint: str | Path | 
 
 def _prove(report: DoctorReport, directory: Any, checkpoint: Path, tmp: Path, gpu: Any, trt: Any, ort: Any, n: int,
            batch: int, time_segments: bool) -> None:
-    from hrm.runtime.datasets import load_puzzles
+    from hrm.evaluation.datasets import load_puzzles
+    from hrm.runtime.backends.options import OrtOptions, TrtOptions
     from hrm.runtime.deployment import load_deployment
 
     holder: dict[str, Any] = {}
@@ -320,7 +320,7 @@ def _prove(report: DoctorReport, directory: Any, checkpoint: Path, tmp: Path, gp
 
     puzzles = load_puzzles("generated", dep, n=n, seed=0)
     labels = [getattr(p, "label", None) for p in puzzles]
-    reference = Run("ort", "cpu", "fp32")
+    reference = Run("ort", "cpu", "fp32", OrtOptions())
     ref: dict[str, Any] = {}
 
     def solve_reference() -> str:
@@ -335,14 +335,14 @@ def _prove(report: DoctorReport, directory: Any, checkpoint: Path, tmp: Path, gp
     runs: list[tuple[Run, str | None]] = []
     for p in supported:
         if p != "fp32":  # fp32 on the CPU is the reference itself
-            runs.append((Run("ort", "cpu", p), "the CPU execution provider has no bf16 kernels (bf16 runs on CUDA)"
-                         if p == "bf16" else None))
+            runs.append((Run("ort", "cpu", p, OrtOptions()), "the CPU execution provider has no bf16 kernels (bf16 "
+                         "runs on CUDA)" if p == "bf16" else None))
     ort_cuda = None if (ort is not None and "CUDAExecutionProvider" in ort.get_available_providers()) else \
         "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)"
     no_gpu = None if gpu.available else f"no GPU: {gpu.reason}"
     for p in supported:
-        runs.append((Run("ort", "cuda", p), no_gpu or ort_cuda))
-        runs.append((Run("trt", "cuda", p, {"cuda_graph": False}),
+        runs.append((Run("ort", "cuda", p, OrtOptions()), no_gpu or ort_cuda))
+        runs.append((Run("trt", "cuda", p, TrtOptions(cuda_graph=False)),
                      no_gpu or (None if p in engine_ok else f"no {p} engines (see engines {p})")))
 
     working: list[Run] = [reference] if "run" in ref else []
@@ -365,10 +365,10 @@ def _prove(report: DoctorReport, directory: Any, checkpoint: Path, tmp: Path, gp
             if eager is None:
                 raise _NotAvailable(f"no working {backend} on CUDA here (see the solve lines)")
             for b in GRAPH_BATCHES:
-                graph = Run(backend, "cuda", eager.precision, {"cuda_graph": True})
+                graph = Run(backend, "cuda", eager.precision, replace(eager.options, cuda_graph=True))
                 sub = puzzles[: 2 * b]
                 g_out, _, desc = _solve(dep, graph, sub, b)
-                e_out, _, _ = _solve(dep, Run(backend, "cuda", eager.precision, {"cuda_graph": False}), sub, b)
+                e_out, _, _ = _solve(dep, replace(graph, options=eager.options), sub, b)
                 if not desc.get("cuda_graph"):
                     raise AssertionError(f"capture fell back to eager at batch {b} (see the warning above)")
                 if not np.array_equal(g_out.answers, e_out.answers):

@@ -5,9 +5,10 @@ precision variant the graphs (file, sha256, I/O names/shapes/dtypes) and optiona
 Graph kinds are open-ended keys (the four step graphs ``embed``, ``l_step``, ``h_step``, ``heads``, and
 the optional fused ``segment``): readers ignore kinds they do not know. How the step graphs compose into
 a segment is :func:`segment_schedule`, the one definition the exporter's fused graph, its validation and
-every backend follow. Each variant records its graph ops (``ops``: ``standard`` | ``ort-contrib``);
-manifests written before the field existed are ``standard``, so the format version stays 1. Torch-free
-and numpy-free on purpose.
+every backend follow. Which backend and device may run a variant is one table here too
+(:func:`run_refusal`, applied by :meth:`Manifest.resolve`). Each variant records its graph ops (``ops``:
+``standard`` | ``ort-contrib``); manifests written before the field existed are ``standard``, so the
+format version stays 1. Torch-free and numpy-free on purpose.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Callable
 
 from hrm.config import HRMConfig
 from hrm.errors import ManifestError
-from hrm.halting import DEFAULT_HALT_RULE, HALT_RULES
+from hrm.halting import DEFAULT_HALT_RULE, HALT_RULES, HALTING_MODES, HaltingPolicy
 from hrm.io import sha256_file, write_text_atomic
 
 FORMAT = "hrm-deploy-manifest"
@@ -40,6 +41,37 @@ FLOAT_PRECISIONS = tuple(p for p in PRECISIONS if p not in QUANTIZED)
 STANDARD, ORT_CONTRIB = "standard", "ort-contrib"
 GRAPH_OPS = (STANDARD, ORT_CONTRIB)
 DEFAULT_OPS = STANDARD
+
+#: The devices the runtime targets, and where each runtime backend runs (the PyTorch reference: any torch device).
+DEVICES = ("cpu", "cuda")
+BACKEND_DEVICES = {"ort": DEVICES, "trt": ("cuda",)}
+
+
+class RefusedVariant(ManifestError, ValueError):
+    """This backend / device may not run this variant (:func:`run_refusal` says why)."""
+
+
+def run_refusal(precision: str, ops: str, backend: str, device: str) -> str | None:
+    """Why ``backend`` on ``device`` may not run a variant of ``precision`` with ``ops`` graphs; None when it may.
+
+    The one table of these rules: the runtime (:meth:`Manifest.resolve`, once per ``Session``), the bench
+    planner and the exporter's ``--engine`` (TensorRT builds for ``trt`` on ``cuda``) all ask here."""
+    if precision in QUANTIZED and (backend, device) != ("ort", "cpu"):
+        return (f"the {precision} variant is ONNX Runtime's dynamic quantization (DynamicQuantizeLinear + "
+                "MatMulInteger), an ort-on-CPU path only: built and measured for the CPU execution provider only "
+                "(on a GPU fp16/bf16 is the faster path), no TensorRT engines (TensorRT's int8 needs Q/DQ and "
+                "calibration), no PyTorch twin (its reference is fp32: hrm-parity DEPLOYMENT --precision "
+                f"{precision} compares the two). Use --backend ort --device cpu, or fp16/bf16 elsewhere")
+    devices = BACKEND_DEVICES.get(backend)
+    if devices is not None and device not in devices:
+        runtime = {"ort": "ONNX Runtime", "trt": "TensorRT"}[backend]
+        return f"{runtime} runs on {' or '.join(d.upper() for d in devices)} only, not {device!r}"
+    if backend == "trt" and ops != STANDARD:
+        return (f"TensorRT engines are built from --ops standard graphs only; the {precision} variant has {ops} graphs "
+                "(ONNX Runtime's com.microsoft ops; TensorRT-RTX 1.7.1's parser fails on their RotaryEmbedding): "
+                "use --backend ort, or export --ops standard for TensorRT")
+    return None
+
 
 # Tensor names shared by the exporter and every backend.
 IO_NAMES = {
@@ -153,6 +185,23 @@ class Manifest:
         return {"H_cycles": c.H_cycles, "L_cycles": c.L_cycles, "halt_max_steps": c.halt_max_steps,
                 "default_halting": self.default_halting, "halt_rule": self.halt_rule}
 
+    def halting_policy(self, mode: str | None = None, max_segments: int | None = None) -> HaltingPolicy:
+        """How this deployment's rows stop: ``mode`` (default ``default_halting``), the cap (default
+        ``halt_max_steps``) and the recorded halt rule, validated once here."""
+        return HaltingPolicy(mode or self.default_halting,
+                             self.config.halt_max_steps if max_segments is None else int(max_segments), self.halt_rule)
+
+    def resolve(self, precision: str, backend: str, device: str, *, fused: bool = False) -> Variant:
+        """The variant ``backend`` on ``device`` will run (with the fused ``segment`` graph when ``fused``),
+        or :class:`RefusedVariant` naming this manifest and why not (:func:`run_refusal`)."""
+        var = self.variant(precision)
+        why = run_refusal(precision, var.ops, backend, device)
+        if why is None and fused and "segment" not in var.graphs:
+            why = f"variant {precision} has no fused 'segment' graph; re-export with --segment or run without fused"
+        if why is not None:
+            raise RefusedVariant(f"{self.root / MANIFEST_NAME}: {why}")
+        return var
+
     def variant(self, precision: str) -> Variant:
         if precision not in self.variants:
             raise ManifestError(f"{self.root / MANIFEST_NAME}: no '{precision}' variant; this deployment has "
@@ -258,6 +307,9 @@ def load_manifest(root: str | Path, verify: bool = True, precision: str | None =
     if not variants:
         raise ManifestError(f"{where}: no variants")
     rec = raw.get("recurrence") or {}
+    if rec.get("default_halting", "act") not in HALTING_MODES:
+        raise ManifestError(f"{where} [recurrence]: 'default_halting' is {rec['default_halting']!r}; expected one of "
+                            f"{list(HALTING_MODES)}")
     manifest = Manifest(config=config, task=raw.get("task"), variants=variants, init=_require(raw, "init", where),
                         source=raw.get("source") or {}, exporter=raw.get("exporter") or {},
                         default_halting=rec.get("default_halting", "act"), root=root,

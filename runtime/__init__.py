@@ -9,8 +9,8 @@
 Pieces (one job each): :mod:`.deployment` (open a deployment directory), :mod:`.backends` (ort / trt /
 torch behind :class:`.backends.base.Backend`), :mod:`.loop` (segments + halting over slots),
 :mod:`.session` (chunked solve), :mod:`.scheduler` (continuous batching), :mod:`.results`,
-:mod:`.parity` (reference vs backend), :mod:`.evaluation` (task accuracy per group), :mod:`.timing`
-(per-segment latency), :mod:`.engine_check`.
+:mod:`.engine_check`, :mod:`.gpu` (CUDA helpers). The checks on top of it (parity, accuracy, datasets,
+the one comparator) are :mod:`hrm.evaluation`; per-segment latency is ``hrm-bench --segments-only``.
 Importing this package never imports torch, onnxruntime or TensorRT; backends import theirs on use.
 """
 

@@ -5,7 +5,8 @@ loaded with :meth:`SegmentLoop.admit` (state reset to H_init / L_init, x recompu
 :meth:`SegmentLoop.step` runs one segment on all B rows and reads the heads back **once** (the only
 host synchronisation of the segment), then retires rows that halted. ``Session.solve`` admits a
 chunk and steps until it drains; the continuous-batching ``Scheduler`` refills freed slots between
-steps. Both therefore share the exact halting semantics of ``hrm.model.solve``:
+steps. Both stop rows by the one :class:`hrm.halting.HaltingPolicy` they are given (the semantics of
+``hrm.model.solve``):
 
 * ``fixed``: a row runs exactly ``max_segments`` segments (default ``halt_max_steps``);
 * ``act``: a row halts after the first segment where the manifest's halt rule fires
@@ -23,8 +24,6 @@ source. (NaN anywhere in a state reaches position 0, hence q, within one segment
 
 from __future__ import annotations
 
-from hrm.halting import HALTING_MODES, check_halting, halts  # noqa: F401 (re-exported)
-
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -32,12 +31,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from hrm.errors import NumericsError
+from hrm.halting import HALTING_MODES, HaltingPolicy  # noqa: F401 (re-exported)
 
 
 #: called after each segment with (per-row segment count [B], 0 = idle row; z_H as fp32 [B, S+P, D])
 StateHook = Callable[[np.ndarray, np.ndarray], None]
-
-
 
 
 @dataclass
@@ -90,12 +88,10 @@ class StepResult:
 class SegmentLoop:
     """Segments over the slots of one backend (see the module docstring)."""
 
-    def __init__(self, backend: Any, *, halting: str = "act", max_segments: int | None = None,
-                 trace: bool = False, state_hook: StateHook | None = None) -> None:
+    def __init__(self, backend: Any, policy: HaltingPolicy, *, trace: bool = False,
+                 state_hook: StateHook | None = None) -> None:
         self.backend = backend
-        self.halting = halting
-        self.cap = check_halting(halting, max_segments, backend.deployment.config.halt_max_steps)
-        self.rule = backend.deployment.manifest.halt_rule
+        self.policy = policy
         self.trace = bool(trace)
         self.state_hook = state_hook
         self.rows: list[RowRecord | None] = [None] * backend.batch
@@ -133,15 +129,20 @@ class SegmentLoop:
         return rows
 
     # ---- one segment -----------------------------------------------------------------------------
+    def run_segment(self, logits: bool = False) -> Any:
+        """One segment on every slot and its one read-back (q values; logits when asked), nothing else:
+        the unit of work :meth:`step` adds halting to, and what a benchmark times per segment."""
+        self.backend.segment()
+        return self.backend.read_heads(logits=logits)
+
     def step(self) -> StepResult:
         """Run one segment on every slot, record heads, retire halted / failed rows."""
         t0 = time.perf_counter()
         live = [(i, r) for i, r in enumerate(self.rows) if r is not None]
         if not live:
             return StepResult([], [], 0.0)
-        self.backend.segment()
-        need_logits = self.trace or self.halting == "act" or any(r.segments + 1 >= self.cap for _, r in live)
-        heads = self.backend.read_heads(logits=need_logits)
+        need_logits = self.trace or any(self.policy.may_stop(r.segments + 1) for _, r in live)
+        heads = self.run_segment(logits=need_logits)
         preds = heads.predictions() if need_logits else None
         seconds = time.perf_counter() - t0
         if self.state_hook is not None:
@@ -169,8 +170,7 @@ class SegmentLoop:
             rec.q_continue.append(qc)
             if rec.trace is not None:
                 rec.trace.append(preds[i].copy())
-            halt = rec.segments >= self.cap or (self.halting == "act" and halts(self.rule, qh, qc))
-            if halt:
+            if self.policy.stops(rec.segments, qh, qc):
                 rec.answer = preds[i].copy()
                 rec.finished = now
                 finished.append(rec)

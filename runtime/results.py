@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from hrm.halting import HaltingPolicy
 from hrm.runtime.loop import RowRecord
 
 
@@ -33,6 +34,7 @@ class SolveResult:
     label: np.ndarray | None = None
     trace: list[np.ndarray] | None = None  # answer tokens after each segment
     puzzle: Any = field(default=None, repr=False)
+    policy: HaltingPolicy | None = field(default=None, repr=False)  # how the row was stopped
 
     @property
     def valid(self) -> bool | None:
@@ -77,7 +79,7 @@ def exact_match(answer: np.ndarray, label: np.ndarray) -> bool:
     return bool(np.array_equal(np.asarray(answer)[mask], label[mask]))
 
 
-def build_result(rec: RowRecord, task: Any = None) -> SolveResult:
+def build_result(rec: RowRecord, task: Any = None, policy: HaltingPolicy | None = None) -> SolveResult:
     """Turn a finished loop row into a SolveResult (decode + check through the task if any)."""
     req = rec.request
     answer_tokens = np.asarray(rec.answer, np.int32)
@@ -94,7 +96,7 @@ def build_result(rec: RowRecord, task: Any = None) -> SolveResult:
     timings = {"latency": latency, "queue": max(0.0, (rec.loaded - req.submitted) * 1e3),
                "per_segment": rec.segment_seconds * 1e3 / max(rec.segments, 1)}
     return SolveResult(req.request_id, req.source, req.puzzle_id, req.tokens, answer_tokens, rec.segments,
-                       rec.q_halt, rec.q_continue, timings, answer, verdict, req.label, rec.trace, req.puzzle)
+                       rec.q_halt, rec.q_continue, timings, answer, verdict, req.label, rec.trace, req.puzzle, policy)
 
 
 def summarize(results: Sequence[SolveResult], rejected: int = 0) -> dict[str, Any]:

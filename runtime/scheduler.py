@@ -25,6 +25,7 @@ import time
 from concurrent.futures import Future
 from typing import Any
 
+from hrm.halting import HaltingPolicy
 from hrm.runtime.loop import Request, SegmentLoop
 from hrm.runtime.results import SolveResult, build_result
 
@@ -32,14 +33,13 @@ from hrm.runtime.results import SolveResult, build_result
 class Scheduler:
     """Slots over one session; ``submit`` returns a Future of :class:`SolveResult`."""
 
-    def __init__(self, session: Any, slots: int | None = None, *, halting: str | None = None,
+    def __init__(self, session: Any, slots: int | None = None, *, halting: str | HaltingPolicy | None = None,
                  max_segments: int | None = None, trace: bool = False) -> None:
         self.session = session
         self.slots = int(slots or session.batch)
         if self.slots < 1:
             raise ValueError(f"slots must be >= 1, got {slots}")
-        self.halting = halting
-        self.max_segments = max_segments
+        self.policy = session.policy.with_(halting, max_segments)  # validated here, not at the first step
         self.trace = trace
         self._queue: queue.Queue[tuple[Request, Future]] = queue.Queue()
         self._futures: dict[int, Future] = {}  # slot row -> future
@@ -102,7 +102,7 @@ class Scheduler:
         task = self.session.task
         out: list[SolveResult] = []
         for rec in result.finished:
-            res = build_result(rec, task)
+            res = build_result(rec, task, self.policy)
             self._futures.pop(rec.row).set_result(res)
             out.append(res)
         for rec, err in result.failed:
@@ -122,7 +122,7 @@ class Scheduler:
         self.session.backend.activate()
         self.session.backend.allocate(self.slots)
         if self._loop is None:
-            self._loop = self.session.new_loop(self.slots, self.halting, self.max_segments, self.trace)
+            self._loop = self.session.new_loop(self.slots, self.policy, trace=self.trace)
             self.session.reserve(self.slots, self)
         return self._loop
 

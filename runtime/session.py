@@ -27,29 +27,69 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from hrm.halting import HaltingPolicy
 from hrm.runtime.backends import create_backend
+from hrm.runtime.backends.base import Backend
+from hrm.runtime.backends.options import BackendOptions
 from hrm.runtime.deployment import Deployment, load_deployment
-from hrm.runtime.loop import Request, SegmentLoop, StateHook, check_halting, merge_errors
+from hrm.runtime.loop import Request, SegmentLoop, StateHook, merge_errors
 from hrm.runtime.results import SolveResult, build_result
 
 
 class Session:
-    """Run a deployment's recurrence on one backend (``ort`` | ``trt`` | ``torch``)."""
+    """Run a deployment's recurrence on one backend.
 
-    def __init__(self, deployment: str | Path | Deployment, backend: str = "ort", device: str = "cpu",
-                 precision: str = "fp32", batch: int = 1, *, halting: str | None = None,
-                 max_segments: int | None = None, verify: bool = True, **backend_options: Any) -> None:
-        self.deployment = load_deployment(deployment, verify=verify, precision=precision)
-        self.deployment.variant(precision)  # a missing variant fails here, with the re-export hint
+    ``backend``: a registry name (``ort`` | ``trt`` | ``torch``), built here for ``device`` / ``precision``
+    / ``options`` (the backend's options object: :class:`~hrm.runtime.backends.options.OrtOptions`,
+    ``TrtOptions``, ``TorchOptions``; None = its defaults); or, as Polygraphy's runners take a session or
+    a callable returning one, a ready :class:`~hrm.runtime.backends.base.Backend` of this deployment, or
+    a loader (a callable returning one) called on first use. An instance or loader brings its own
+    device, variant and options. ``halting`` / ``max_segments``: the default
+    :class:`~hrm.halting.HaltingPolicy` of every solve (the manifest's otherwise).
+    """
+
+    def __init__(self, deployment: str | Path | Deployment, backend: str | Backend | Callable[[], Backend] = "ort",
+                 device: str = "cpu", precision: str = "fp32", batch: int = 1, *,
+                 halting: str | HaltingPolicy | None = None, max_segments: int | None = None,
+                 options: BackendOptions | None = None, verify: bool = True) -> None:
+        named = isinstance(backend, str)
+        self.deployment = load_deployment(deployment, verify=verify, precision=precision if named else None)
         if int(batch) < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
         self.batch = int(batch)
-        self.halting = halting or self.deployment.manifest.default_halting
-        self.max_segments = max_segments
-        check_halting(self.halting, max_segments, self.deployment.config.halt_max_steps)
-        self.backend = create_backend(backend, self.deployment, precision=precision, device=device, **backend_options)
+        #: the default halting of every solve / Scheduler (a call's halting / max_segments override it)
+        self.policy = self.deployment.manifest.halting_policy().with_(halting, max_segments)
         self.lock = threading.RLock()  # one driver at a time (solve or a Scheduler step)
         self._reserved: dict[int, Any] = {}  # batch size -> Scheduler holding rows in those buffers
+        self._backend: Backend | None = None
+        self._loader: Callable[[], Backend] | None = None
+        if named:
+            # Resolved once, here: a missing variant or one this backend / device may not run fails now, saying why.
+            variant = self.deployment.manifest.resolve(precision, backend, device, fused=getattr(options, "fused", False))
+            self._backend = create_backend(backend, self.deployment, variant, device, options)
+        elif options is not None:
+            raise ValueError("options configure a backend Session builds by name; a backend instance or loader "
+                             "brings its own")
+        elif callable(backend):
+            self._loader = backend
+        else:
+            self._backend = self._adopt(backend)
+
+    @property
+    def backend(self) -> Backend:
+        """The backend (a loader is called here, the first time)."""
+        if self._backend is None:
+            with self.lock:
+                if self._backend is None:
+                    self._backend = self._adopt(self._loader())
+        return self._backend
+
+    def _adopt(self, backend: Any) -> Backend:
+        if not isinstance(backend, Backend):
+            raise TypeError(f"backend: expected a name, a Backend or a callable returning one; got {type(backend).__name__}")
+        if Path(backend.deployment.root) != Path(self.deployment.root):
+            raise ValueError(f"the backend runs {backend.deployment.root}, this session {self.deployment.root}")
+        return backend
 
     # ---- life cycle --------------------------------------------------------------------------------
     def activate(self) -> "Session":
@@ -59,13 +99,19 @@ class Session:
 
     def close(self) -> None:
         with self.lock:
-            self.backend.deactivate()
+            if self._backend is not None:  # a loader never called has nothing to free
+                self._backend.deactivate()
 
     def __enter__(self) -> "Session":
         return self.activate()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def describe(self) -> dict[str, Any]:
+        """For reports: the backend's facts (name, device, precision, resolved options, versions), the
+        default halting policy and the batch size."""
+        return {**self.backend.describe(), **self.policy.describe(), "batch": self.batch}
 
     @property
     def task(self) -> Any:
@@ -75,14 +121,13 @@ class Session:
     def config(self):
         return self.deployment.config
 
-    def new_loop(self, batch: int, halting: str | None = None, max_segments: int | None = None,
+    def new_loop(self, batch: int, halting: str | HaltingPolicy | None = None, max_segments: int | None = None,
                  trace: bool = False, state_hook: StateHook | None = None) -> SegmentLoop:
         """Activate, allocate ``batch`` rows and return a loop over them (caller holds ``lock``)."""
+        policy = self.policy.with_(halting, max_segments)
         self.backend.activate()
         self.backend.allocate(batch)
-        return SegmentLoop(self.backend, halting=halting or self.halting,
-                           max_segments=self.max_segments if max_segments is None else max_segments,
-                           trace=trace, state_hook=state_hook)
+        return SegmentLoop(self.backend, policy, trace=trace, state_hook=state_hook)
 
     def reserve(self, batch: int, scheduler: Any) -> None:
         """Mark batch size ``batch``'s buffers as used by ``scheduler`` (solve refuses to clobber them)."""
@@ -94,7 +139,7 @@ class Session:
 
     # ---- solving ------------------------------------------------------------------------------------
     def solve(self, puzzles: Sequence[Any] | np.ndarray, *, puzzle_ids: Sequence[int] | None = None,
-              halting: str | None = None, max_segments: int | None = None, trace: bool = False,
+              halting: str | HaltingPolicy | None = None, max_segments: int | None = None, trace: bool = False,
               state_hook: StateHook | None = None) -> list[SolveResult]:
         """Solve puzzles (``hrm.tasks.Puzzle`` objects or a token array [N, S]); results in input order.
 
@@ -105,8 +150,8 @@ class Session:
                                     trace=trace, state_hook=state_hook))
 
     def iter_solve(self, puzzles: Sequence[Any] | np.ndarray, *, puzzle_ids: Sequence[int] | None = None,
-                   halting: str | None = None, max_segments: int | None = None, trace: bool = False,
-                   state_hook: StateHook | None = None,
+                   halting: str | HaltingPolicy | None = None, max_segments: int | None = None,
+                   trace: bool = False, state_hook: StateHook | None = None,
                    on_chunk: Callable[[int], None] | None = None) -> Iterator[SolveResult]:
         """Like :meth:`solve`, yielding results chunk by chunk (for streaming output / progress)."""
         requests = list(_requests(puzzles, puzzle_ids))
@@ -128,7 +173,7 @@ class Session:
                     for rec in step.finished:
                         done[rec.row] = rec
             for row in range(len(chunk)):
-                yield build_result(done[row], task)
+                yield build_result(done[row], task, loop.policy)
             if on_chunk is not None:
                 on_chunk(len(chunk))
 

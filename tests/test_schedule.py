@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from helpers import tiny_config
 
-from hrm.manifest import run_segment, segment_schedule
+from hrm.manifest import Variant, run_segment, segment_schedule
 from hrm.runtime.backends.base import Backend
 
 
@@ -36,7 +36,7 @@ class _Recorder(Backend):
     name = "recorder"
 
     def __init__(self, config) -> None:
-        super().__init__(SimpleNamespace(config=config))
+        super().__init__(SimpleNamespace(config=config), Variant("fp32", {}))  # a resolved variant: no manifest needed
         self.steps: list[str] = []
 
     def activate_impl(self) -> None: ...

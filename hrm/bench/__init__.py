@@ -11,11 +11,13 @@ Library API (the ``hrm-bench`` command is a thin shell over it)::
 
 Modules: :mod:`.floor` (FLOPs / bytes per segment, measured device peaks, the floor), :mod:`.stats`
 (percentiles, summaries), :mod:`.targets` (the configurations and why one is skipped), :mod:`.torch_fast`
-(``torch.compile`` / CUDA-graph PyTorch references), :mod:`.runner` (the interleaved measurement),
+(``torch.compile`` / CUDA-graph PyTorch references), :mod:`.options` (what to run, budgets, the clock),
+:mod:`.phases` (the interleaved measurements, through Session / SegmentLoop / Scheduler; one row of
+``PHASES`` each), :mod:`.analysis` (agreement and ratios across targets), :mod:`.runner` (the run),
 :mod:`.report` (tables), :mod:`.models` (random full-size models, checkpoint export cache), :mod:`.env`
 (machine, versions, threads).
 
-The JSON document (``schema: hrm-bench/1``)::
+The JSON document (``schema: hrm-bench/2``; 2 renamed the agreement metrics to the comparator's)::
 
     {schema, created, command, elapsed_s, complete,
      environment: {hostname, platform, python, cpu, gpu, device_names, versions, threads, load_average_*, git},
@@ -33,7 +35,10 @@ The JSON document (``schema: hrm-bench/1``)::
                ratios: {torch-eager-fp32|torch-eager|torch-compile|ort-standard (contrib targets: the same
                         configuration on the standard graphs):
                         {reference, segment_b<B>, solve_<h>, throughput_b<B>_<h>}},
-               agreement: {...}, floor_fraction: {b<B>: floor time / segment time}}}}
+               agreement: {torch-eager-fp32|torch-eager: {reference, <halting>: {n, answer_agreement,
+                           token_agreement, halting_agreement}, trace: {n, token_agreement_per_segment,
+                           diverges_at, q_halt_seg1_abs_diff}}},
+               floor_fraction: {b<B>: floor time / segment time}}}}
 """
 
 from __future__ import annotations
@@ -42,8 +47,9 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "BenchOptions": "hrm.bench.runner", "Budget": "hrm.bench.runner", "run": "hrm.bench.runner",
-    "render": "hrm.bench.report", "render_text": "hrm.bench.report", "summary_lines": "hrm.bench.report",
+    "BenchOptions": "hrm.bench.options", "Budget": "hrm.bench.options", "run": "hrm.bench.runner",
+    "PHASES": "hrm.bench.phases", "KINDS": "hrm.bench.targets",
+    "render": "hrm.bench.report", "summary_lines": "hrm.bench.report",
     "Target": "hrm.bench.targets", "plan": "hrm.bench.targets",
     "random_deployment": "hrm.bench.models", "resolve_path": "hrm.bench.models", "BenchError": "hrm.bench.models",
     "random_checkpoint": "hrm.bench.models", "export_ops_deployments": "hrm.bench.models",

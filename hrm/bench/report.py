@@ -159,8 +159,8 @@ def _segment_table(doc: dict) -> Table:
 
 def _solve_table(doc: dict) -> Table:
     haltings = doc["settings"]["halting"]
-    t = Table(title="solve at batch 1, ms p50/p90/p99 (x = p50 / torch-eager fp32 p50); agree = answer cells "
-                    "equal to eager's after segment 1 / first segment where they differ (random weights are "
+    t = Table(title="solve at batch 1, ms p50/p90/p99 (x = p50 / torch-eager fp32 p50); agree = token agreement "
+                    "with eager after segment 1 / first segment where they differ (random weights are "
                     "chaotic: late divergence is expected, early divergence is a bug; int8 is quantized, so it "
                     "may differ from segment 1)",
               title_justify="left", show_edge=False)
@@ -184,8 +184,8 @@ def _solve_table(doc: dict) -> Table:
                 row.append("-" if not sv or "mean_segments" not in sv else f"{sv['mean_segments']:.2f}")
         ag = _get(e, "agreement", "torch-eager") or _get(e, "agreement", "torch-eager-fp32")
         tr = _get(ag, "trace")
-        row.append(f"{tr['per_segment_cells'][0]:.0%} / {tr['diverges_at'] or 'never'}"
-                   if tr and tr["per_segment_cells"] else "-")
+        row.append(f"{tr['token_agreement_per_segment'][0]:.0%} / {tr['diverges_at'] or 'never'}"
+                   if tr and tr["token_agreement_per_segment"] else "-")
         t.add_row(*row)
     return t
 
@@ -211,15 +211,3 @@ def _throughput_table(doc: dict) -> Table:
                 row.append("-" if v is None else f"{v:.3g}" + ("" if r is None else f" ({_fmt_ratio(r)})"))
         t.add_row(*row)
     return t
-
-
-def render_text(doc: dict, width: int = 200) -> str:
-    """The tables as plain text (tests, READMEs)."""
-    import io
-
-    buf = io.StringIO()
-    render(doc, Console(file=buf, width=width, color_system=None, force_terminal=False, highlight=False))
-    return buf.getvalue()
-
-
-__all__ = ["render", "render_text", "summary_lines"]

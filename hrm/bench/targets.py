@@ -31,29 +31,61 @@ whose op set has none, saying how to get it.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
-from hrm.manifest import GRAPH_OPS, ORT_CONTRIB, QUANTIZED, STANDARD
+from hrm.manifest import DEVICES, GRAPH_OPS, ORT_CONTRIB, STANDARD, STEP_GRAPHS, run_refusal
+from hrm.runtime.backends.options import BackendOptions, options_for
 
 #: --backends names -> the target kinds they expand to
 BACKEND_CHOICES = ("ort", "trt", "torch", "torch-compile")
-DEVICES = ("cpu", "cuda")
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One row of the target table: a --backends entry expands to the kinds whose ``group`` it names."""
+
+    name: str  # ort | ort-fused | ort-graph | ... (the label without the device)
+    group: str  # the --backends entry: ort | trt | torch | torch-compile
+    backend: str  # runtime backend: ort | trt | torch
+    devices: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)  # fields of the backend's options object
+    ops: str | None = None  # graph ops an ort / trt kind runs; None: any (the torch references)
+    fast: bool = False  # torch: hrm.bench.torch_fast.TorchFastBackend, not the runtime's TorchBackend
+
+
+#: Every configuration, in report order. Adding a target is adding a row.
+KINDS: tuple[Kind, ...] = (
+    Kind("ort", "ort", "ort", DEVICES, ops=STANDARD),
+    Kind("ort-fused", "ort", "ort", DEVICES, {"fused": True}, ops=STANDARD),
+    Kind("ort-graph", "ort", "ort", ("cuda",), {"cuda_graph": True}, ops=STANDARD),
+    Kind("ort-fused-graph", "ort", "ort", ("cuda",), {"fused": True, "cuda_graph": True}, ops=STANDARD),
+    Kind("ort-contrib", "ort", "ort", DEVICES, ops=ORT_CONTRIB),
+    Kind("ort-contrib-fused", "ort", "ort", DEVICES, {"fused": True}, ops=ORT_CONTRIB),
+    Kind("ort-contrib-graph", "ort", "ort", ("cuda",), {"cuda_graph": True}, ops=ORT_CONTRIB),
+    Kind("ort-contrib-fused-graph", "ort", "ort", ("cuda",), {"fused": True, "cuda_graph": True}, ops=ORT_CONTRIB),
+    Kind("trt", "trt", "trt", DEVICES, {"cuda_graph": False}, ops=STANDARD),
+    Kind("trt-graph", "trt", "trt", ("cuda",), {"cuda_graph": True}, ops=STANDARD),
+    Kind("torch-eager", "torch", "torch", DEVICES),
+    Kind("torch-eager-graph", "torch", "torch", ("cuda",), {"cuda_graph": True, "compile": False}, fast=True),
+    Kind("torch-compile", "torch-compile", "torch", ("cpu",), {"compile": True, "cuda_graph": False}, fast=True),
+    Kind("torch-compile-graph", "torch-compile", "torch", ("cuda",), {"compile": True, "cuda_graph": True}, fast=True),
+)
+KIND = {k.name: k for k in KINDS}
 
 
 @dataclass
 class Target:
     """One configuration to measure."""
 
-    kind: str  # ort | ort-fused | ort-graph | trt | trt-graph | torch-eager | torch-eager-graph | torch-compile...
+    kind: str  # a KINDS name
     backend: str  # runtime backend: ort | trt | torch
     device: str
     precision: str
-    options: dict[str, Any] = field(default_factory=dict)
-    fast: dict[str, Any] | None = None  # TorchFastBackend options (torch-compile / torch graph targets)
+    options: BackendOptions  # resolved for the device
     skip: str | None = None
     ops: str | None = None  # graph ops an ort / trt target runs; None: any (the torch references)
+    fast: bool = False  # runs hrm.bench.torch_fast.TorchFastBackend
 
     @property
     def label(self) -> str:
@@ -74,46 +106,48 @@ class Target:
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.backend, "device": self.device, "precision": self.precision,
-                "options": {**self.options, **(self.fast or {})}, **({"ops": self.ops} if self.ops else {})}
+                "options": self.options.describe(), **({"ops": self.ops} if self.ops else {})}
+
+    def session(self, deployment: Any, *, halting: Any = None, checkpoint: Any = None) -> Any:
+        """A (not yet active) ``Session`` running this target on ``deployment``: a runtime backend by name, or
+        for the torch-fast kinds a loader of :class:`~hrm.bench.torch_fast.TorchFastBackend` (Session's door
+        for a backend it cannot name). ``checkpoint``: the torch targets' weights."""
+        from hrm.runtime import Session
+
+        options = self.options
+        if checkpoint is not None and hasattr(options, "checkpoint"):
+            options = replace(options, checkpoint=checkpoint)
+        if not self.fast:
+            return Session(deployment, self.backend, self.device, self.precision, batch=1, halting=halting,
+                           options=options)
+        from hrm.bench.torch_fast import TorchFastBackend
+
+        return Session(deployment, lambda: TorchFastBackend(deployment, self.precision, self.device, options), batch=1,
+                       halting=halting)
 
 
 def kinds_for(backend: str, device: str, ops: Sequence[str] = GRAPH_OPS) -> list[str]:
     """Target kinds one ``--backends`` entry expands to on ``device``; ``ops``: the graph op sets whose
     ORT targets to include (TensorRT targets are always ``standard``)."""
-    if backend == "ort":
-        std = ["ort", "ort-fused"] + (["ort-graph", "ort-fused-graph"] if device == "cuda" else [])
-        return (std if STANDARD in ops else []) + (
-            [k.replace("ort", "ort-contrib", 1) for k in std] if ORT_CONTRIB in ops else [])
-    if backend == "trt":
-        return ["trt", "trt-graph"] if device == "cuda" else ["trt"]
-    if backend == "torch":
-        return ["torch-eager"] + (["torch-eager-graph"] if device == "cuda" else [])
-    if backend == "torch-compile":
-        return ["torch-compile-graph"] if device == "cuda" else ["torch-compile"]
-    raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKEND_CHOICES)}")
+    if backend not in BACKEND_CHOICES:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKEND_CHOICES)}")
+    return [k.name for k in KINDS if k.group == backend and device in k.devices
+            and (k.backend != "ort" or k.ops in ops)]
 
 
 def make_target(kind: str, device: str, precision: str, threads: int | None = None) -> Target:
-    ort_threads = {"threads": threads} if (device == "cpu" and threads) else {}
-    table: dict[str, tuple[str, dict[str, Any], dict[str, Any] | None]] = {
-        "ort": ("ort", {**ort_threads}, None),
-        "ort-fused": ("ort", {**ort_threads, "fused": True}, None),
-        "ort-graph": ("ort", {"cuda_graph": True}, None),
-        "ort-fused-graph": ("ort", {"fused": True, "cuda_graph": True}, None),
-        "ort-contrib": ("ort", {**ort_threads}, None),
-        "ort-contrib-fused": ("ort", {**ort_threads, "fused": True}, None),
-        "ort-contrib-graph": ("ort", {"cuda_graph": True}, None),
-        "ort-contrib-fused-graph": ("ort", {"fused": True, "cuda_graph": True}, None),
-        "trt": ("trt", {"cuda_graph": False}, None),
-        "trt-graph": ("trt", {"cuda_graph": True}, None),
-        "torch-eager": ("torch", {}, None),
-        "torch-eager-graph": ("torch", {}, {"cuda_graph": True, "compile": False}),
-        "torch-compile": ("torch", {}, {"compile": True, "cuda_graph": False}),
-        "torch-compile-graph": ("torch", {}, {"compile": True, "cuda_graph": True}),
-    }
-    backend, options, fast = table[kind]
-    ops = (ORT_CONTRIB if "contrib" in kind else STANDARD) if backend in ("ort", "trt") else None
-    return Target(kind, backend, device, precision, dict(options), fast, ops=ops)
+    """The target of table row ``kind`` on ``device``; ``threads`` go to ORT (CPU only, by OrtOptions' rule)."""
+    k = KIND[kind]
+    values = dict(k.options)
+    if k.backend == "ort" and threads:
+        values["threads"] = threads
+    if k.fast:
+        from hrm.bench.torch_fast import TorchFastOptions
+
+        options: BackendOptions = TorchFastOptions(**values)
+    else:
+        options = options_for(k.backend, **values).for_device(device)
+    return Target(kind, k.backend, device, precision, options, ops=k.ops, fast=k.fast)
 
 
 def deployment_ops(deployment: Any) -> str:
@@ -222,31 +256,27 @@ def compile_problem(device: str) -> str | None:
 
 
 def unavailable(t: Target, deployment: Any) -> str | None:
-    """Why ``t`` cannot run here with this deployment, or None."""
+    """Why ``t`` cannot run here with this deployment, or None: the manifest's rule for the pair first
+    (:func:`hrm.manifest.run_refusal`), then this machine, then what the deployment lacks."""
     if t.precision not in deployment.precisions:
         return (f"the deployment has no {t.precision} variant (has {', '.join(deployment.precisions)}); "
                 f"export it with --precisions {t.precision}")
-    if t.precision in QUANTIZED and not (t.backend == "ort" and t.device == "cpu"):
-        return (f"{t.precision} is ONNX Runtime's dynamic quantization, an ort-on-CPU path only "
-                "(no PyTorch twin, no TensorRT engines)")
+    variant = deployment.variant(t.precision)
+    if why := run_refusal(t.precision, getattr(variant, "ops", STANDARD), t.backend, t.device):
+        return why
     if t.device == "cuda" and (p := cuda_problem()):
         return p
+    if getattr(t.options, "fused", False) and "segment" not in variant.graphs:
+        return "the deployment has no fused 'segment' graph (export with --segment)"
     if t.backend == "ort":
         if importlib.util.find_spec("onnxruntime") is None:
             return "onnxruntime is not installed (pip install 'hrm-deploy[ort]')"
         if t.device == "cuda" and (p := ort_cuda_problem()):
             return p
-        if t.options.get("fused") and "segment" not in deployment.variant(t.precision).graphs:
-            return "the deployment has no fused 'segment' graph (export with --segment)"
     if t.backend == "trt":
-        if t.device != "cuda":
-            return "TensorRT runs on CUDA only"
         if p := trt_problem():
             return p
-        if (ops := getattr(deployment.variant(t.precision), "ops", STANDARD)) != STANDARD:
-            return f"TensorRT engines are built from standard graphs only (this deployment's are {ops})"
-        engines = deployment.variant(t.precision).engines
-        missing = [k for k in ("embed", "l_step", "h_step", "heads") if k not in engines]
+        missing = [k for k in STEP_GRAPHS if k not in variant.engines]
         if missing:
             return (f"the deployment has no TensorRT engines for {t.precision} ({', '.join(missing)}); "
                     "export with --engine, or pass --build-engines")
@@ -255,7 +285,7 @@ def unavailable(t: Target, deployment: Any) -> str | None:
             return "torch is not installed (pip install 'hrm-deploy[train]')"
         if t.device == "cuda" and (p := torch_cuda_problem()):
             return p
-        if t.fast and t.fast.get("compile") and (p := compile_problem(t.device)):
+        if getattr(t.options, "compile", False) and (p := compile_problem(t.device)):
             return p
         if t.device == "cpu" and t.precision == "fp16":
             return "PyTorch fp16 matmuls on CPU are emulated (not a meaningful reference); use fp32 or bf16"

@@ -25,29 +25,45 @@ check its state handling against eager results.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from hrm.manifest import run_segment
 from hrm.runtime.backends.base import BackendError, Heads
+from hrm.runtime.backends.options import TorchOptions
 from hrm.runtime.backends.torch_ref import TorchBackend
+
+
+@dataclass(frozen=True)
+class TorchFastOptions(TorchOptions):
+    """:class:`TorchOptions` plus the three changes of the module docstring; ``precast`` None = on below fp32,
+    ``static`` None = with ``cuda_graph``."""
+
+    backend: ClassVar[str] = "torch"
+    compile: bool = False
+    cuda_graph: bool = False
+    compile_mode: str = "default"
+    precast: bool | None = None
+    static: bool | None = None
 
 
 class TorchFastBackend(TorchBackend):
     """PyTorch reference with optional precast weights, ``torch.compile`` and whole-segment CUDA graphs."""
 
     name = "torch"
+    options_class = TorchFastOptions
 
-    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu", *, compile: bool = False,
-                 cuda_graph: bool = False, compile_mode: str = "default", precast: bool | None = None,
-                 static: bool | None = None, checkpoint: Any = None, model: Any = None) -> None:
-        super().__init__(deployment, precision, device, checkpoint=checkpoint, model=model)
-        if cuda_graph and not str(device).startswith("cuda"):
+    def __init__(self, deployment: Any, variant: Any = "fp32", device: str = "cpu",
+                 options: TorchFastOptions | None = None) -> None:
+        super().__init__(deployment, variant, device, options)
+        o = self.options
+        if o.cuda_graph and not str(device).startswith("cuda"):
             raise BackendError("torch CUDA graphs need device='cuda'")
-        self.compile = bool(compile)
-        self.cuda_graph = bool(cuda_graph)
-        self.compile_mode = compile_mode
-        self.precast = (precision != "fp32") if precast is None else bool(precast)
-        self.static = self.cuda_graph if static is None else (bool(static) or self.cuda_graph)
+        self.compile = bool(o.compile)
+        self.cuda_graph = bool(o.cuda_graph)
+        self.compile_mode = o.compile_mode
+        self.precast = (self.precision != "fp32") if o.precast is None else bool(o.precast)
+        self.static = self.cuda_graph if o.static is None else (bool(o.static) or self.cuda_graph)
         self._fns: tuple[Any, Any, Any] | None = None
         self._graphs: dict[int, Any] = {}
         self._outs: dict[int, tuple[Any, Any, Any]] = {}
@@ -102,8 +118,8 @@ class TorchFastBackend(TorchBackend):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.update(compile=self.compile, compile_mode=self.compile_mode if self.compile else None,
-                 cuda_graph=self.cuda_graph, precast_weights=self.precast, static_buffers=self.static)
+        d.update(compile_mode=self.compile_mode if self.compile else None, precast_weights=self.precast,
+                 static_buffers=self.static)
         return d
 
     # ---- state -------------------------------------------------------------------------------------

@@ -20,16 +20,7 @@ from pathlib import Path
 import click
 
 from hrm.cli.common import handle_errors
-
-
-def _split(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
-    from hrm.bench.models import BenchError
-
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [v for v in items if v not in allowed]
-    if bad or not items:
-        raise BenchError(f"--{what} {value!r}: expected a comma-separated list of {', '.join(allowed)}")
-    return list(dict.fromkeys(items))
+from hrm.cli.options import RuntimeArgs, parse_list, runtime_options
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,12 +29,11 @@ def _split(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
               help="benchmark the full-size (27M) HRM with random weights, Sudoku-shaped (seq 81+1) or "
                    "Maze/ARC-shaped (seq 900+1), exported once to the cache; no PATH")
 @click.option("--random-tiny", is_flag=True, help="benchmark the tests' tiny random HRM (4x4 Sudoku); no PATH")
-@click.option("--device", "devices", type=click.Choice(["cpu", "cuda"]), multiple=True,
-              help="device(s) to measure (repeat for both)  [default: cpu]")
+@runtime_options(devices=True, backend=False, precisions=True, haltings=True, default_precisions=None,
+                 flags=("threads", "checkpoint"))
 @click.option("--backends", default="ort,trt,torch,torch-compile", show_default=True,
-              help="comma-separated: ort, trt, torch (eager reference), torch-compile")
-@click.option("--precisions", default=None, help="comma-separated fp32, fp16, bf16, int8 (ort cpu)  [default: fp32 on CPU; "
-                                                 "fp32,fp16,bf16 with --device cuda]")
+              help="comma-separated: ort, trt, torch (eager reference), torch-compile  (--precision default: fp32 on "
+                   "CPU; fp32,fp16,bf16 with --device cuda; int8 runs on ort cpu)")
 @click.option("--ops", "graph_ops", default="standard,ort-contrib", show_default=True,
               help="graph ops for the ort configurations: standard (opset-17 primitives) and/or ort-contrib "
                    "(ONNX Runtime's fused ops, rows ort-<device>-contrib*); a checkpoint or --random-* is exported "
@@ -53,11 +43,6 @@ def _split(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
 @click.option("--puzzles", type=click.IntRange(min=1), default=None,
               help="batch-1 solves per configuration and halting mode  [default: 32; 6 with --quick]")
 @click.option("--segments-only", is_flag=True, help="only per-segment latency (and the floor)")
-@click.option("--halting", default="fixed,act", show_default=True, help="comma-separated: fixed, act")
-@click.option("--max-segments", type=click.IntRange(min=1), default=None,
-              help="segment cap  [default: the model's halt_max_steps]")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads for torch and ORT (intra-op)  [default: the CPUs this process may use]")
 @click.option("--json", "json_out", default=None,
               help="write the JSON document here ('-' = stdout, tables then go to stderr); rewritten after "
                    "every phase, so a killed run keeps what it measured")
@@ -66,18 +51,15 @@ def _split(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
               help="seconds for the measurements (not the export before them); what is left is skipped and "
                    "marked; 0 = no limit  [default: 420 with --quick or --device cuda (fits a 10-minute GPU "
                    "slot), else none]")
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="weights for the torch references (default: the manifest's source checkpoint)")
 @click.option("--build-engines", is_flag=True,
               help="when exporting (checkpoint, --random-*), also build TensorRT engines for the trt targets")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="where exports are cached  [default: $HRM_BENCH_CACHE or ~/.cache/hrm-deploy/bench]")
 @click.option("--seed", type=int, default=0, show_default=True, help="puzzle (and random-model) seed")
 @handle_errors
-def main(path: Path | None, random_full: str | None, random_tiny: bool, devices: tuple[str, ...], backends: str,
-         precisions: str | None, graph_ops: str, batches: tuple[int, ...], puzzles: int | None, segments_only: bool,
-         halting: str, max_segments: int | None, threads: int | None, json_out: str | None, quick: bool,
-         time_limit: float | None, checkpoint: Path | None, build_engines: bool, cache_dir: Path | None, seed: int) -> None:
+def main(path: Path | None, random_full: str | None, random_tiny: bool, runtime: RuntimeArgs, backends: str,
+         graph_ops: str, batches: tuple[int, ...], puzzles: int | None, segments_only: bool, json_out: str | None,
+         quick: bool, time_limit: float | None, build_engines: bool, cache_dir: Path | None, seed: int) -> None:
     """Benchmark PATH (a deployment directory or a checkpoint) on every available backend and precision.
 
     Measures, side by side on the same weights: per-segment latency at each --batch, batch-1 solve
@@ -86,18 +68,18 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, devices:
     peaks measured in this run). Unavailable configurations are listed as skipped with the reason.
     """
     from hrm.bench.models import BenchError, export_ops_deployments, random_checkpoint, resolve_ops_deployments
-    from hrm.bench.runner import BenchOptions, default_precisions, run
-    from hrm.bench.targets import BACKEND_CHOICES, PRECISIONS
+    from hrm.bench.options import BenchOptions, default_precisions
+    from hrm.bench.runner import run
+    from hrm.bench.targets import BACKEND_CHOICES
     from hrm.manifest import GRAPH_OPS, STANDARD
 
     chosen = [x for x in (path is not None, random_full is not None, random_tiny) if x]
     if len(chosen) != 1:
         raise BenchError("give exactly one of PATH, --random-full SHAPE or --random-tiny")
-    devices = tuple(dict.fromkeys(devices)) or ("cpu",)
-    backend_list = _split(backends, BACKEND_CHOICES, "backends")
-    precision_list = _split(precisions, PRECISIONS, "precisions") if precisions else default_precisions(devices)
-    halting_list = _split(halting, ("fixed", "act"), "halting")
-    ops_list = _split(graph_ops, GRAPH_OPS, "ops")
+    devices = runtime.devices
+    backend_list = parse_list(backends, BACKEND_CHOICES, "--backends")
+    precision_list = list(runtime.precisions) or default_precisions(devices)
+    ops_list = parse_list(graph_ops, GRAPH_OPS, "--ops")
     if build_engines and STANDARD not in ops_list:
         raise BenchError(f"--build-engines needs the standard graphs (TensorRT engines are built from --ops standard "
                          f"exports only); add standard to --ops {graph_ops}")
@@ -146,10 +128,11 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, devices:
         deploy_dir, obtained, ops_deployments = prepare(None)
 
     options = BenchOptions(devices=devices, backends=backend_list, precisions=precision_list,
-                           batches=tuple(batches) or (1,), halting=halting_list, max_segments=max_segments,
-                           puzzles=puzzles, segments_only=segments_only, quick=quick, threads=threads, seed=seed,
-                           checkpoint=checkpoint, time_limit=time_limit, trt_note=trt_note, ops=tuple(ops_list),
-                           ops_deployments=ops_deployments)
+                           batches=tuple(batches) or (1,), halting=runtime.haltings, max_segments=runtime.max_segments,
+                           puzzles=puzzles, segments_only=segments_only, quick=quick,
+                           threads=runtime.option_values.get("threads"), seed=seed,
+                           checkpoint=runtime.option_values.get("checkpoint"), time_limit=time_limit, trt_note=trt_note,
+                           ops=tuple(ops_list), ops_deployments=ops_deployments)
 
     def write(doc: dict) -> None:
         if json_out and not to_stdout:

@@ -24,6 +24,11 @@ def stderr_console():
     return Console(stderr=True, highlight=False)
 
 
+def pct(v: float | None) -> str:
+    """A fraction as a table cell: ``97.50%``, or ``-`` when unknown."""
+    return "-" if v is None else f"{v:.2%}"
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print one error line and exit."""
     click.echo(f"error: {message}", err=True)

@@ -1,7 +1,7 @@
 """``hrm-eval``: task accuracy of a model, overall and per difficulty bucket, fixed and ACT halting.
 
-Thin: puzzles come from :func:`hrm.runtime.datasets.load_puzzles`, the scoring from
-:func:`hrm.runtime.evaluation.evaluate` (read its docstring for exact / valid / segments). MODEL is a
+Thin: puzzles come from :func:`hrm.evaluation.datasets.load_puzzles`, the scoring from
+:func:`hrm.evaluation.accuracy.evaluate` (read its docstring for exact / valid / segments). MODEL is a
 deployment directory or a checkpoint (exported once to the ``hrm-bench`` cache, so ``--backend torch``
 on a fresh checkpoint works too). Exit status 0, or 2 on unusable input.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from hrm.cli.common import handle_errors, stderr_console
-from hrm.manifest import PRECISIONS
+from hrm.cli.common import handle_errors, pct, stderr_console
+from hrm.cli.options import RuntimeArgs, runtime_options
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,53 +24,31 @@ from hrm.manifest import PRECISIONS
 @click.option("--n", "n", type=click.IntRange(min=1), default=None,
               help="at most N puzzles (ARC dataset folders: N tasks) [default: all; 256 generated]")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the generated dataset")
-@click.option("--backend", type=click.Choice(["ort", "trt", "torch"]), default="ort", show_default=True)
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True)
-@click.option("--halting", "haltings", default="fixed,act", show_default=True, help="comma-separated modes to run")
-@click.option("--max-segments", type=click.IntRange(min=1), default=None, help="segment cap (default halt_max_steps)")
-@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
+@runtime_options(haltings=True, batch=64)
 @click.option("--group-by", "group_key", default="bucket", show_default=True,
               help="puzzle meta key to report groups by ('none' for overall only)")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="ORT intra-op threads (CPU)")
-@click.option("--fused", is_flag=True, help="--backend ort/trt: the fused 'segment' graph (export with --segment)")
-@click.option("--spin/--no-spin", default=None,
-              help="--backend ort: let idle ORT threads spin [default: only with --fused or on cuda, where one "
-                   "session does the work; the step graphs' four thread pools would fight for the cores]")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="also write the report as JSON to this file ('-' = stdout instead of the table)")
 @handle_errors
-def main(model: Path, dataset: str, n: int | None, seed: int, backend: str, device: str, precision: str,
-         haltings: str, max_segments: int | None, batch: int, group_key: str, threads: int | None, fused: bool,
-         spin: bool | None,
+def main(model: Path, dataset: str, n: int | None, seed: int, runtime: RuntimeArgs, group_key: str,
          json_path: Path | None) -> None:
     """Solve a labelled dataset with MODEL and report exact / valid accuracy and segments."""
     from hrm.bench.models import resolve_path
     from hrm.io import write_text_atomic
-    from hrm.runtime import Session
-    from hrm.runtime.datasets import load_puzzles
-    from hrm.runtime.evaluation import evaluate
+    from hrm.evaluation.datasets import load_puzzles
+    from hrm.evaluation.accuracy import evaluate
 
-    modes = [h.strip() for h in haltings.split(",") if h.strip()]
-    bad = [h for h in modes if h not in ("fixed", "act")]
-    if bad or not modes:
-        raise click.BadParameter(f"unknown halting mode(s) {bad}; use fixed, act", param_hint="--halting")
     err = stderr_console()
-    root, origin = resolve_path(model, [precision], log=lambda m: err.print(m, highlight=False))
-    options = {"spin": spin, **({"threads": threads} if threads else {})} if backend == "ort" else {}
-    if fused:
-        if backend == "torch":
-            raise click.BadParameter("the torch backend has no fused graph (--fused is for ort and trt)",
-                                     param_hint="--fused")
-        options["fused"] = True
-    with Session(root, backend=backend, device=device, precision=precision, batch=batch, **options) as session:
+    root, origin = resolve_path(model, [runtime.precision], log=lambda m: err.print(m, highlight=False))
+    with runtime.session(root) as session:
         task = session.task
         if task is not None and task.name == "arc" and Path(dataset).is_dir():
             from hrm.tasks.arc_eval import evaluate_arc_dataset
 
-            arc = evaluate_arc_dataset(session, dataset, haltings=modes, ks=(1, 2, 10), max_tasks=n,
-                                       max_segments=max_segments)
-            arc.update(model=str(model), deployment=str(root), backend=backend, device=device, precision=precision)
+            arc = evaluate_arc_dataset(session, dataset, haltings=runtime.haltings, ks=(1, 2, 10), max_tasks=n,
+                                       max_segments=runtime.max_segments)
+            arc.update(model=str(model), deployment=str(root), backend=runtime.backend, device=runtime.device,
+                       precision=runtime.precision)
             if json_path is not None:
                 text = json.dumps(arc, indent=2)
                 if str(json_path) == "-":
@@ -81,8 +59,8 @@ def main(model: Path, dataset: str, n: int | None, seed: int, backend: str, devi
             return
         count = n if n is not None else (256 if dataset == "generated" else None)
         puzzles = load_puzzles(dataset, session.deployment, n=count, seed=seed)
-        report = evaluate(session, puzzles, haltings=modes, group_key=None if group_key == "none" else group_key,
-                          max_segments=max_segments)
+        report = evaluate(session, puzzles, haltings=runtime.haltings,
+                          group_key=None if group_key == "none" else group_key)
     report.meta.update(model=str(model), model_origin=origin, deployment=str(root), dataset=dataset,
                        seed=seed if dataset == "generated" else None)
     text = json.dumps(report.to_dict(), indent=2)
@@ -92,10 +70,6 @@ def main(model: Path, dataset: str, n: int | None, seed: int, backend: str, devi
     if json_path is not None:
         write_text_atomic(json_path, text + "\n")
     _print_table(report)
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2%}"
 
 
 def _print_table(report) -> None:
@@ -110,7 +84,7 @@ def _print_table(report) -> None:
     for group, by_h in report.scores.items():
         for halting, s in by_h.items():
             saved = 1 - s.mean_segments / m["max_segments"]
-            t.add_row(group, str(s.n), halting, _pct(s.exact), _pct(s.valid), f"{s.mean_segments:.2f}",
+            t.add_row(group, str(s.n), halting, pct(s.exact), pct(s.valid), f"{s.mean_segments:.2f}",
                       f"{s.p50_segments:g}", f"{saved:.0%}" if halting == "act" else "-")
     Console(highlight=False, width=max(Console().width, 110)).print(t)
 
@@ -128,5 +102,5 @@ def _print_arc(report: dict) -> None:
         t.add_column(f"pass@{k}", justify="right")
     t.add_column("seconds", justify="right")
     for halting, s in report["scores"].items():
-        t.add_row(halting, *(_pct(s[f"pass@{k}"]) for k in report["ks"]), f"{s['seconds']:.1f}")
+        t.add_row(halting, *(pct(s[f"pass@{k}"]) for k in report["ks"]), f"{s['seconds']:.1f}")
     Console(highlight=False, width=max(Console().width, 110)).print(t)

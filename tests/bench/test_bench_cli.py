@@ -35,7 +35,7 @@ def quick_doc(bench_deploy, tmp_path_factory):
 
 def test_every_configuration_is_reported(quick_doc):
     doc, _ = quick_doc
-    assert doc["schema"] == "hrm-bench/1" and doc["complete"] is True
+    assert doc["schema"] == "hrm-bench/2" and doc["complete"] is True
     assert sorted(doc["targets"]) == sorted(EXPECTED)
     for name in ("ort-cpu/fp32", "ort-cpu-fused/fp32", "torch-eager-cpu/fp32"):
         assert doc["targets"][name]["status"] == "ok", doc["targets"][name]
@@ -115,9 +115,9 @@ def test_ratios_and_agreement(quick_doc):
                                   / ref["throughput"]["3"]["act"]["puzzles_per_s_median"], abs=1e-3)
     assert "ratios" not in ref or "torch-eager-fp32" not in ref["ratios"]  # not compared with itself
     agree = t["ort-cpu/fp32"]["agreement"]["torch-eager-fp32"]
-    assert agree["fixed"]["cells"] == 1.0 and agree["fixed"]["same_segments"] == 1.0  # fp32 ORT = the reference
+    assert agree["fixed"]["token_agreement"] == 1.0 and agree["fixed"]["halting_agreement"] == 1.0  # fp32 ORT = the reference
     trace = agree["trace"]
-    assert len(trace["per_segment_cells"]) == doc["settings"]["max_segments"]
+    assert len(trace["token_agreement_per_segment"]) == doc["settings"]["max_segments"]
     assert trace["diverges_at"] is None and trace["q_halt_seg1_abs_diff"] < 1e-4
 
 
@@ -140,7 +140,7 @@ def test_missing_path_is_one_line(tmp_path):
 @pytest.mark.parametrize("args, needle", [
     ([], "exactly one of PATH"),
     (["--random-tiny", "--backends", "ort,onnx"], "--backends 'ort,onnx'"),
-    (["--random-tiny", "--precisions", "fp8"], "--precisions 'fp8'"),
+    (["--random-tiny", "--precisions", "fp8"], "--precision 'fp8'"),
     (["--random-tiny", "--halting", "sometimes"], "--halting"),
 ])
 def test_bad_options_are_one_line(args, needle, tmp_path):

@@ -15,7 +15,8 @@ pytest.importorskip("onnxruntime")
 
 @pytest.fixture(scope="module")
 def contrib_doc(bench_deploy, tiny_ckpt_path, tmp_path_factory):
-    from hrm.bench.runner import BenchOptions, run
+    from hrm.bench.options import BenchOptions
+    from hrm.bench.runner import run
     from hrm.export import export_deployment
 
     contrib = tmp_path_factory.mktemp("bench-contrib") / "tiny"
@@ -45,7 +46,7 @@ def test_contrib_rows_agree_and_compare_with_standard(contrib_doc):
     doc, _ = contrib_doc
     e = doc["targets"]["ort-cpu-contrib/fp32"]
     agree = e["agreement"]["torch-eager-fp32"]
-    assert agree["fixed"]["cells"] == 1.0 and agree["fixed"]["same_segments"] == 1.0
+    assert agree["fixed"]["token_agreement"] == 1.0 and agree["fixed"]["halting_agreement"] == 1.0
     assert agree["trace"]["diverges_at"] is None
     r = e["ratios"]["ort-standard"]
     assert r["reference"] == "ort-cpu/fp32"

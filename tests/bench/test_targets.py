@@ -7,7 +7,10 @@ from types import SimpleNamespace
 import pytest
 
 from hrm.bench import targets as T
-from hrm.bench.runner import Budget, reference_names, throughput_puzzles
+from hrm.bench.analysis import reference_names
+from hrm.bench.options import Budget
+from hrm.bench.phases import throughput_puzzles
+from hrm.runtime.backends.options import OrtOptions
 
 
 def stub_deployment(precisions=("fp32",), graphs=("embed", "l_step", "h_step", "heads", "segment"), engines=(),
@@ -24,18 +27,19 @@ def test_names():
     assert T.make_target("torch-eager", "cpu", "fp32").name == "torch-eager-cpu/fp32"
     assert T.make_target("torch-eager-graph", "cuda", "fp32").name == "torch-eager-cuda-graph/fp32"
     assert T.make_target("torch-compile-graph", "cuda", "bf16").name == "torch-compile-cuda-graph/bf16"
-    assert T.make_target("ort", "cpu", "fp32", threads=3).options == {"threads": 3}
-    assert T.make_target("ort-graph", "cuda", "fp32", threads=3).options == {"cuda_graph": True}
-    # the fused segment graph replayed as one CUDA graph per segment, on both graph flavours
+    assert T.make_target("ort", "cpu", "fp32", threads=3).options == OrtOptions(threads=3).for_device("cpu")
+    assert T.make_target("ort-graph", "cuda", "fp32", threads=3).options == OrtOptions(cuda_graph=True).for_device("cuda")
+    # the fused segment graph replayed as one CUDA graph per segment, on both graph op sets
+    fused_graph = OrtOptions(fused=True, cuda_graph=True).for_device("cuda")
     assert T.make_target("ort-fused-graph", "cuda", "fp16").name == "ort-cuda-fused-graph/fp16"
-    assert T.make_target("ort-fused-graph", "cuda", "fp16").options == {"fused": True, "cuda_graph": True}
+    assert T.make_target("ort-fused-graph", "cuda", "fp16").options == fused_graph
     contrib = T.make_target("ort-contrib-fused-graph", "cuda", "fp16")
     assert contrib.name == "ort-cuda-contrib-fused-graph/fp16" and contrib.ops == "ort-contrib"
-    assert contrib.options == {"fused": True, "cuda_graph": True}
+    assert contrib.options == fused_graph
     assert T.make_target("ort-contrib", "cpu", "fp32").name == "ort-cpu-contrib/fp32"
     assert T.make_target("ort-contrib-fused", "cpu", "fp32", threads=2).name == "ort-cpu-contrib-fused/fp32"
     assert T.make_target("ort-contrib-graph", "cuda", "fp16").name == "ort-cuda-contrib-graph/fp16"
-    assert T.make_target("ort-contrib-fused", "cpu", "fp32", threads=2).options == {"threads": 2, "fused": True}
+    assert T.make_target("ort-contrib-fused", "cpu", "fp32", threads=2).options == OrtOptions(threads=2, fused=True).for_device("cpu")
     assert [T.make_target(k, "cuda", "fp32").ops for k in ("ort", "ort-contrib-graph", "trt", "torch-eager")] == [
         "standard", "ort-contrib", "standard", None]
 

@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 def test_static_segment_matches_eager(bench_deploy, tiny_ckpt_path, precision):
     """Rows loaded in place into the static buffers, outputs copied into static heads: same answers, same q
     values and segment counts as the reference backend, across chunks (rows reloaded between solves)."""
-    from hrm.bench.torch_fast import TorchFastBackend
+    from hrm.bench.torch_fast import TorchFastBackend, TorchFastOptions
     from hrm.runtime import load_deployment
 
     dep = load_deployment(bench_deploy)
@@ -24,8 +24,8 @@ def test_static_segment_matches_eager(bench_deploy, tiny_ckpt_path, precision):
     eager = Session(dep, backend="torch", precision=precision, halting="act", batch=3)
     with eager:
         ref = eager.solve(tokens, puzzle_ids=ids)
-    fast = Session(dep, backend="torch", precision=precision, halting="act", batch=3)
-    fast.backend = TorchFastBackend(dep, precision=precision, static=True)
+    fast = Session(dep, backend=TorchFastBackend(dep, precision, options=TorchFastOptions(static=True)), halting="act",
+                   batch=3)
     with fast:
         got = fast.solve(tokens, puzzle_ids=ids)
         assert fast.backend.describe()["precast_weights"] is (precision != "fp32")
@@ -39,14 +39,14 @@ def test_given_model_keeps_fp32_weights(bench_deploy, tiny_cfg, tiny_tensors):
     """Precasting works on a copy: a caller's model keeps its fp32 master weights."""
     import torch
 
-    from hrm.bench.torch_fast import TorchFastBackend
+    from hrm.bench.torch_fast import TorchFastBackend, TorchFastOptions
     from hrm.model import HRM
     from hrm.runtime import load_deployment
 
     dep = load_deployment(bench_deploy)
     tiny_model = HRM.from_tensors(tiny_cfg, tiny_tensors)
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
-    be = TorchFastBackend(dep, precision="bf16", model=tiny_model)
+    be = TorchFastBackend(dep, "bf16", options=TorchFastOptions(model=tiny_model))
     with be:
         assert next(be.model.parameters()).dtype == torch.bfloat16
     tiny_model.set_forward_dtype("float32")
@@ -55,12 +55,12 @@ def test_given_model_keeps_fp32_weights(bench_deploy, tiny_cfg, tiny_tensors):
 
 
 def test_cuda_graph_needs_cuda(bench_deploy):
-    from hrm.bench.torch_fast import TorchFastBackend
+    from hrm.bench.torch_fast import TorchFastBackend, TorchFastOptions
     from hrm.runtime import load_deployment
     from hrm.runtime.backends.base import BackendError
 
     with pytest.raises(BackendError, match="CUDA"):
-        TorchFastBackend(load_deployment(bench_deploy), cuda_graph=True)
+        TorchFastBackend(load_deployment(bench_deploy), options=TorchFastOptions(cuda_graph=True))
 
 
 @pytest.mark.slow
@@ -68,7 +68,7 @@ def test_cuda_graph_needs_cuda(bench_deploy):
 def test_compiled_stacks_match_eager(bench_deploy):
     """torch.compile of the L/H reasoning modules (one compiled code for both stacks): same answers."""
     from hrm.bench.targets import compile_problem
-    from hrm.bench.torch_fast import TorchFastBackend
+    from hrm.bench.torch_fast import TorchFastBackend, TorchFastOptions
     from hrm.runtime import Session, load_deployment
 
     if compile_problem("cpu"):
@@ -77,8 +77,8 @@ def test_compiled_stacks_match_eager(bench_deploy):
     tokens = np.random.default_rng(5).integers(1, dep.config.vocab_size, (2, dep.config.seq_len)).astype(np.int32)
     with Session(dep, backend="torch", halting="fixed", batch=1) as eager:
         ref = eager.solve(tokens)
-    fast = Session(dep, backend="torch", halting="fixed", batch=1)
-    fast.backend = TorchFastBackend(dep, compile=True)
+    fast = Session(dep, backend=lambda: TorchFastBackend(dep, options=TorchFastOptions(compile=True)), halting="fixed",
+                   batch=1)  # a loader: built on first use
     with fast:
         got = fast.solve(tokens)
         assert fast.backend.describe()["compile"] is True
@@ -96,11 +96,11 @@ def test_graph_replay_logic_with_a_stand_in_for_cuda(bench_deploy, monkeypatch):
 
     import torch
 
-    from hrm.bench.torch_fast import TorchFastBackend
+    from hrm.bench.torch_fast import TorchFastBackend, TorchFastOptions
     from hrm.runtime import Scheduler, Session, load_deployment
 
     dep = load_deployment(bench_deploy)
-    be = TorchFastBackend(dep, static=True)
+    be = TorchFastBackend(dep, options=TorchFastOptions(static=True))
     be.cuda_graph = True  # the constructor refuses it on the CPU; the stand-ins below make it runnable
     captures = []
 
@@ -127,8 +127,7 @@ def test_graph_replay_logic_with_a_stand_in_for_cuda(bench_deploy, monkeypatch):
     ids = rng.integers(0, dep.config.num_puzzle_identifiers, 7).astype(np.int32)
     with Session(dep, backend="torch", halting="act", batch=3) as eager:
         ref = eager.solve(tokens, puzzle_ids=ids)
-    fast = Session(dep, backend="torch", halting="act", batch=3)
-    fast.backend = be
+    fast = Session(dep, backend=be, halting="act", batch=3)
     with fast:
         got = fast.solve(tokens, puzzle_ids=ids)
         assert len(captures) == 1  # batch 3 captured once, replayed for every segment of every chunk

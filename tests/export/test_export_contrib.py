@@ -27,6 +27,7 @@ from hrm.export.graphs import GRAPH_KINDS, build_graph, graph_io
 from hrm.export.precision import get_precision
 from hrm.export.writer import check_graph, save_graph
 from hrm.manifest import FLOAT_PRECISIONS, ORT_CONTRIB, STEP_GRAPHS, load_manifest
+from hrm.runtime.backends.options import OrtOptions
 
 torch = pytest.importorskip("torch")
 
@@ -207,7 +208,7 @@ def test_solve_matches_reference(contrib_export, model, tiny_cfg, fused, halting
     ids = rng.integers(0, tiny_cfg.num_puzzle_identifiers, 8).astype(np.int32)
     model.set_forward_dtype("float32")
     ref = solve(model, torch.from_numpy(tokens), torch.from_numpy(ids), halting=halting)
-    with Session(out, backend="ort", batch=4, threads=1, fused=fused) as s:
+    with Session(out, backend="ort", batch=4, options=OrtOptions(threads=1, fused=fused)) as s:
         assert s.backend.describe()["ops"] == ORT_CONTRIB
         res = s.solve(tokens, puzzle_ids=ids, halting=halting)
     assert ref.segments.max().item() == tiny_cfg.halt_max_steps or halting == "act"
@@ -227,7 +228,7 @@ def test_fp16_solve_agrees_with_reference(contrib_export, model, tiny_cfg):
     ids = np.zeros(8, np.int32)
     model.set_forward_dtype("float32")
     ref = solve(model, torch.from_numpy(tokens), torch.from_numpy(ids), halting="fixed").predictions.numpy()
-    with Session(out, backend="ort", precision="fp16", batch=8, threads=1) as s:
+    with Session(out, backend="ort", precision="fp16", batch=8, options=OrtOptions(threads=1)) as s:
         got = np.stack([r.answer_tokens for r in s.solve(tokens, puzzle_ids=ids, halting="fixed")])
     assert (got == ref).mean() >= 0.95
 
@@ -273,7 +274,7 @@ def test_trt_backend_refuses_contrib_variant(contrib_export):
 
     _, out = contrib_export
     with pytest.raises(ManifestError, match="ort-contrib graphs .* --ops standard"):
-        TrtBackend(load_deployment(out), precision="fp32").activate()
+        TrtBackend(load_deployment(out), "fp32").activate()
 
 
 # ---- manifest -----------------------------------------------------------------------------------

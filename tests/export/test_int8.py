@@ -123,9 +123,9 @@ def test_trained_model_keeps_accuracy(tmp_path):
     On the 256 puzzles a unit test can afford the net difference is bounded at 2 points (5 puzzles):
     a systematic loss, e.g. from quantizing per channel (measured -2 points), fails it."""
     from hrm.export import export_deployment
-    from hrm.runtime.datasets import load_puzzles
+    from hrm.evaluation.datasets import load_puzzles
     from hrm.runtime.deployment import load_deployment
-    from hrm.runtime.parity import run_parity
+    from hrm.evaluation.parity import run_parity
 
     out = tmp_path / "s4"
     export_deployment(MODELS / "sudoku4.safetensors", out, precisions="int8")

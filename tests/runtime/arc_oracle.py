@@ -2,8 +2,8 @@
 
 It sits behind the real :class:`hrm.runtime.backends.base.Backend` interface, so the ARC procedure
 (augment -> Scheduler -> invert -> vote) runs unchanged; only the "model" is replaced by
-``answer(tokens, puzzle_id) -> (answer tokens, q_halt)``. Registered per test with
-``monkeypatch.setitem(BACKENDS, "oracle", ("arc_oracle", "OracleBackend"))``.
+``answer(tokens, puzzle_id) -> (answer tokens, q_halt)``. A test hands an instance to ``Session``
+(``Session(dep, backend=OracleBackend(dep, answer))``), the door for a backend the registry does not name.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ Answer = Callable[[np.ndarray, int], tuple[np.ndarray, float]]
 class OracleBackend(Backend):
     name = "oracle"
 
-    def __init__(self, deployment: Any, precision: str = "fp32", device: str = "cpu", *, answer: Answer) -> None:
-        super().__init__(deployment, precision, device)
+    def __init__(self, deployment: Any, answer: Answer, variant: Any = "fp32", device: str = "cpu") -> None:
+        super().__init__(deployment, variant, device)
         self.answer = answer
         self.calls: list[tuple[int, bytes]] = []  # (puzzle id, tokens) of every loaded row
 

@@ -17,19 +17,13 @@ ref_dev=$($py -c "import torch; print('cuda' if torch.cuda.is_available() else '
 $py -m hrm.cli.parity "$dep" --backend ort --device cuda --precision fp32,fp16 --n 128 --batch 64 \
     --reference-device "$ref_dev" --json > "$out/parity_ort_cuda.json"; echo "hrm-parity exit $?"
 $py -m hrm.cli.parity "$dep" --backend ort --device cuda --precision fp32,fp16 --n 128 --batch 64 --reference-device "$ref_dev" 2>&1 | tail -20
-# 3. first latency figures per segment, batch 1 and 64
-for p in fp32 fp16; do
-  $py -m hrm.runtime.timing "$dep" --backend ort --device cuda --precision $p --batch 1 --batch 64 > "$out/timing_ort_$p.json"
-done
-$py -m hrm.runtime.timing "$dep" --backend ort --device cuda --precision fp16 --batch 1 --batch 64 --cuda-graph > "$out/timing_ort_fp16_cudagraph.json"
-$py -m hrm.runtime.timing "$dep" --backend ort --device cuda --precision fp16 --batch 1 --batch 64 --fused > "$out/timing_ort_fp16_fused.json"
-$py -m hrm.runtime.timing "$dep" --backend torch --device cuda --precision fp32 --batch 1 --batch 64 > "$out/timing_torch_fp32.json" 2>/dev/null
-$py - "$out" <<'PY'
-import json, pathlib, sys
-for f in sorted(pathlib.Path(sys.argv[1]).glob("timing_*.json")):
-    try:
-        d = json.loads(f.read_text())
-    except ValueError:
-        continue
-    print(f.name, {r["batch"]: r["segment_ms"]["p50"] for r in d["results"]}, "ms/segment (p50)")
+# 3. first latency figures per segment, batch 1 and 64: every ORT configuration (step graphs, fused, CUDA graph) and eager torch
+$py -m hrm.cli.bench "$dep" --device cuda --backends ort,torch --precision fp32,fp16 --batch 1 --batch 64 \
+    --segments-only --json "$out/bench_segments.json"
+$py - "$out/bench_segments.json" <<'PY'
+import json, sys
+doc = json.loads(open(sys.argv[1]).read())
+for name, e in doc["targets"].items():
+    if e.get("segment"):
+        print(name, {b: s.get("p50") for b, s in e["segment"].items()}, "ms/segment (p50)")
 PY

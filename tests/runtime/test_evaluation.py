@@ -1,4 +1,4 @@
-"""hrm.runtime.evaluation / hrm-eval: exact and valid accuracy per group and halting mode."""
+"""hrm.evaluation.accuracy / hrm-eval: exact and valid accuracy per group and halting mode."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from hrm.errors import ParseError
 from hrm.tasks import Puzzle
+from hrm.runtime.backends.options import OrtOptions
 
 from helpers import MODELS  # noqa: E402
 
@@ -30,9 +31,9 @@ def _puzzles_with_known_scores(session, n=12):
 
 def test_scores_groups_and_modes(tiny_deploy):
     from hrm.runtime import Session
-    from hrm.runtime.evaluation import evaluate
+    from hrm.evaluation.accuracy import evaluate
 
-    with Session(tiny_deploy, batch=5, threads=1) as s:  # 5 does not divide 12: a short last chunk
+    with Session(tiny_deploy, batch=5, options=OrtOptions(threads=1)) as s:  # 5 does not divide 12: a short last chunk
         puzzles = _puzzles_with_known_scores(s)
         rep = evaluate(s, puzzles, haltings=("fixed", "act"))
     cap = rep.meta["max_segments"]
@@ -57,9 +58,9 @@ def test_scores_groups_and_modes(tiny_deploy):
 def test_act_answers_match_the_act_session(tiny_deploy):
     """The report's ACT numbers are the runtime's ACT run, not derived from the fixed trace."""
     from hrm.runtime import Session
-    from hrm.runtime.evaluation import evaluate, score
+    from hrm.evaluation.accuracy import evaluate, score
 
-    with Session(tiny_deploy, batch=4, threads=1) as s:
+    with Session(tiny_deploy, batch=4, options=OrtOptions(threads=1)) as s:
         puzzles = _puzzles_with_known_scores(s, n=8)
         direct = score(s.solve(puzzles, halting="act"))
         rep = evaluate(s, puzzles, haltings=("act",), group_key=None)
@@ -69,11 +70,11 @@ def test_act_answers_match_the_act_session(tiny_deploy):
 
 def test_unlabelled_puzzles_have_no_exact(tiny_deploy):
     from hrm.runtime import Session
-    from hrm.runtime.evaluation import evaluate
+    from hrm.evaluation.accuracy import evaluate
 
     rng = np.random.default_rng(0)
     puzzles = [Puzzle(rng.integers(1, 6, 16), None, f"<u>:{i}") for i in range(3)]
-    with Session(tiny_deploy, batch=3, threads=1) as s:
+    with Session(tiny_deploy, batch=3, options=OrtOptions(threads=1)) as s:
         rep = evaluate(s, puzzles, haltings=("fixed",))
     assert rep.score("all", "fixed").exact is None and list(rep.scores) == ["all"]
     with pytest.raises(ValueError, match="no puzzles"):
@@ -81,7 +82,7 @@ def test_unlabelled_puzzles_have_no_exact(tiny_deploy):
 
 
 def test_buckets_from_npz_and_official_folder(tiny_deploy, tmp_path):
-    from hrm.runtime.datasets import load_puzzles
+    from hrm.evaluation.datasets import load_puzzles
     from hrm.runtime.deployment import load_deployment
     from hrm.tasks import get_task
     from hrm.tasks.dataset import write_official_split

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from hrm.runtime.gpu import device_count
+from hrm.runtime.backends.options import OrtOptions
 
 pytestmark = pytest.mark.skipif(device_count() == 0, reason="no CUDA device (or no CUDA runtime / driver) here")
 
@@ -65,7 +66,7 @@ def test_ort_cuda_equals_cpu_and_reference(tiny_deploy, tiny_model, batch16, cud
     from hrm.runtime import Session
 
     tokens, ids = batch16
-    with Session(tiny_deploy, backend="ort", device="cuda", batch=4, cuda_graph=cuda_graph) as gpu, \
+    with Session(tiny_deploy, backend="ort", device="cuda", batch=4, options=OrtOptions(cuda_graph=cuda_graph)) as gpu, \
             Session(tiny_deploy, backend="ort", device="cpu", batch=4) as cpu:
         for halting in ("fixed", "act"):
             ref = solve(tiny_model, torch.from_numpy(tokens), torch.from_numpy(ids), halting=halting)
@@ -99,9 +100,9 @@ def test_ort_cuda_scheduler_matches_alone(tiny_deploy, batch16):
 @needs_ort_cuda
 def test_ort_cuda_fp16_parity_gates(tiny_deploy):
     pytest.importorskip("torch")
-    from hrm.runtime.datasets import load_puzzles
+    from hrm.evaluation.datasets import load_puzzles
     from hrm.runtime.deployment import load_deployment
-    from hrm.runtime.parity import run_parity
+    from hrm.evaluation.parity import run_parity
 
     dep = load_deployment(tiny_deploy)
     rep = run_parity(dep, load_puzzles("generated", dep, n=16), backend="ort", device="cuda",

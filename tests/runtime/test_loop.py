@@ -11,6 +11,7 @@ pytest.importorskip("onnxruntime")
 from hrm.model import solve  # noqa: E402
 from deploy_helpers import assert_same_solves  # noqa: E402
 from hrm.runtime import Session  # noqa: E402
+from hrm.runtime.backends.options import OrtOptions  # noqa: E402
 
 
 def reference(model, tokens, ids, halting, max_segments=None, trace=False):
@@ -20,7 +21,7 @@ def reference(model, tokens, ids, halting, max_segments=None, trace=False):
 
 @pytest.fixture(scope="module")
 def ort3(tiny_deploy):
-    with Session(tiny_deploy, backend="ort", batch=3, threads=1) as s:  # 16 puzzles -> 6 chunks, the last padded
+    with Session(tiny_deploy, backend="ort", batch=3, options=OrtOptions(threads=1)) as s:  # 16 puzzles -> 6 chunks, the last padded
         yield s
 
 
@@ -120,7 +121,7 @@ def test_fused_segment_graph_equals_step_graphs(tiny_deploy, batch16):
     if "segment" not in load_deployment(tiny_deploy).variant("fp32").graphs:
         pytest.skip("this export has no fused segment graph (exporter without --segment)")
     tokens, ids = batch16
-    with Session(tiny_deploy, batch=4, threads=1, fused=True) as fused, Session(tiny_deploy, batch=4, threads=1) as steps:
+    with Session(tiny_deploy, batch=4, options=OrtOptions(threads=1, fused=True)) as fused, Session(tiny_deploy, batch=4, options=OrtOptions(threads=1)) as steps:
         assert_same_solves(fused, steps, tokens, ids, max_segments=5, rtol=1e-5, atol=1e-6)
 
 
@@ -132,7 +133,7 @@ def test_halt_rule_comes_from_the_manifest(tiny_deploy, batch16, tmp_path):
     from hrm.halting import halts
 
     tokens, ids = batch16
-    with Session(tiny_deploy, backend="ort", batch=4, threads=1) as s:
+    with Session(tiny_deploy, backend="ort", batch=4, options=OrtOptions(threads=1)) as s:
         hrm_rule = s.solve(tokens, puzzle_ids=ids, halting="act", max_segments=6)
     dep = tmp_path / "rule"
     shutil.copytree(tiny_deploy, dep)
@@ -140,7 +141,7 @@ def test_halt_rule_comes_from_the_manifest(tiny_deploy, batch16, tmp_path):
     assert manifest["recurrence"]["halt_rule"] == "q_halt > q_continue"
     manifest["recurrence"]["halt_rule"] = "q_halt > 0"
     (dep / "manifest.json").write_text(json.dumps(manifest))
-    with Session(dep, backend="ort", batch=4, threads=1) as s:
+    with Session(dep, backend="ort", batch=4, options=OrtOptions(threads=1)) as s:
         trm_rule = s.solve(tokens, puzzle_ids=ids, halting="act", max_segments=6)
     for a, b in zip(hrm_rule, trm_rule):
         # the q values of a segment do not depend on the rule; where each row stops does

@@ -36,11 +36,12 @@ def test_runtime_solves_with_ort_without_torch(tiny_deploy):
         import numpy as np
         import hrm.runtime
         import hrm.runtime.backends.ort, hrm.runtime.backends.trt, hrm.runtime.engine_check, hrm.runtime.gpu
-        import hrm.runtime.parity, hrm.runtime.timing, hrm.runtime.inputs, hrm.runtime.datasets
+        import hrm.evaluation, hrm.runtime.inputs
         import hrm.runtime.backends.torch_ref  # importable; torch only on activate
         from hrm.runtime import Session, Scheduler, load_deployment
+        from hrm.runtime.backends.options import OrtOptions
         dep = load_deployment({str(tiny_deploy)!r})
-        with Session(dep, backend="ort", batch=2, threads=1) as s:
+        with Session(dep, backend="ort", batch=2, options=OrtOptions(threads=1)) as s:
             res = s.solve(s.task.parse("1... .... .... ...4\\n.2.. .... .... ....", "<t>"), halting="act")
             sched = Scheduler(s, 2)
             f = sched.submit(res[0].tokens)

@@ -12,6 +12,7 @@ from deploy_helpers import copy_deployment, patch_initializer  # noqa: E402
 
 from hrm.errors import NumericsError  # noqa: E402
 from hrm.runtime import Scheduler, Session  # noqa: E402
+from hrm.runtime.backends.options import OrtOptions  # noqa: E402
 from hrm.tasks.base import Puzzle  # noqa: E402
 
 
@@ -32,7 +33,7 @@ def test_solve_raises_naming_segment_and_rows(nan_deploy, batch16):
     tokens, _ = batch16
     ids = np.array([0, 2, 1, 2], np.int32)
     puzzles = [Puzzle(tokens[i], None, f"in.txt:{i + 1}", int(ids[i])) for i in range(4)]
-    with Session(nan_deploy, batch=4, threads=1) as s:
+    with Session(nan_deploy, batch=4, options=OrtOptions(threads=1)) as s:
         with pytest.raises(NumericsError) as info:
             s.solve(puzzles, halting="fixed")
     err = info.value
@@ -42,7 +43,7 @@ def test_solve_raises_naming_segment_and_rows(nan_deploy, batch16):
 
 def test_scheduler_fails_only_the_bad_rows(nan_deploy, batch16):
     tokens, _ = batch16
-    with Session(nan_deploy, batch=3, threads=1) as s:
+    with Session(nan_deploy, batch=3, options=OrtOptions(threads=1)) as s:
         sched = Scheduler(s, 3, halting="fixed")
         futs = [sched.submit(Puzzle(tokens[i], None, f"p{i}", pid)) for i, pid in enumerate([0, 2, 1, 0])]
         sched.run_until_idle()

@@ -16,12 +16,13 @@ pytest.importorskip("onnxruntime")
                                                   (None, True, True), (False, True, False)])
 def test_session_config_follows_spin(tiny_deploy, spin, fused, expected):
     from hrm.runtime.backends.ort import OrtBackend
+    from hrm.runtime.backends.options import OrtOptions
     from hrm.runtime.deployment import load_deployment
 
     dep = load_deployment(tiny_deploy)
     if fused and "segment" not in dep.variant("fp32").graphs:
         pytest.skip("fixture deployment has no fused segment graph")
-    with OrtBackend(dep, threads=1, spin=spin, fused=fused) as be:
+    with OrtBackend(dep, options=OrtOptions(threads=1, spin=spin, fused=fused)) as be:
         so = be.sessions["l_step"].get_session_options()
         for key in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
             if expected:  # unset: ORT's default, which is to spin
@@ -53,4 +54,4 @@ def test_cli_fused_refused_for_torch(tiny_deploy):
     from hrm.cli.run import main
 
     res = CliRunner().invoke(main, [str(tiny_deploy), "1...2...3...4...", "--backend", "torch", "--fused"])
-    assert res.exit_code == 2 and "no fused graph" in res.output
+    assert res.exit_code == 2 and "torch backend has no fused option (ort, trt have it)" in res.output

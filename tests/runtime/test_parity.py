@@ -14,7 +14,7 @@ pytest.importorskip("onnxruntime")
 from deploy_helpers import copy_deployment, patch_initializer  # noqa: E402
 
 from hrm.cli.parity import main  # noqa: E402
-from hrm.runtime.parity import Comparison, evaluate_gates  # noqa: E402
+from hrm.evaluation.parity import Comparison, evaluate_gates  # noqa: E402
 
 
 def parity(deploy, *args):

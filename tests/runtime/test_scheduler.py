@@ -12,13 +12,14 @@ from hypothesis import strategies as st
 pytest.importorskip("onnxruntime")
 
 from hrm.runtime import Scheduler, Session  # noqa: E402
+from hrm.runtime.backends.options import OrtOptions  # noqa: E402
 
 SLOTS = (1, 2, 3, 5)
 
 
 @pytest.fixture(scope="module")
 def sessions(tiny_deploy):
-    opened = {b: Session(tiny_deploy, backend="ort", batch=b, threads=1).activate() for b in SLOTS}
+    opened = {b: Session(tiny_deploy, backend="ort", batch=b, options=OrtOptions(threads=1)).activate() for b in SLOTS}
     yield opened
     for s in opened.values():
         s.close()

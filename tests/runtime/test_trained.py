@@ -25,16 +25,17 @@ if os.environ.get("HRM_TRAINED_CHECKPOINT"):
 def test_trained_model_parity_and_accuracy(checkpoint, ops, tmp_path):
     from hrm.checkpoint import load_checkpoint
     from hrm.export import export_deployment
-    from hrm.runtime.datasets import load_puzzles
+    from hrm.evaluation.datasets import load_puzzles
     from hrm.runtime.deployment import load_deployment
-    from hrm.runtime.parity import run_parity
+    from hrm.runtime.backends.options import OrtOptions
+    from hrm.evaluation.parity import run_parity
 
     if load_checkpoint(checkpoint).task is None:
         pytest.skip(f"{checkpoint} records no task: nothing to generate puzzles with")
     export_deployment(checkpoint, tmp_path / "d", precisions=("fp32",), validate=False, segment=True, ops=ops)
     dep = load_deployment(tmp_path / "d")
     rep = run_parity(dep, load_puzzles("generated", dep, n=32, seed=1), precisions=("fp32",), batch=16,
-                     backend_options={"threads": 1})
+                     options=OrtOptions(threads=1))
     assert rep.passed, [g.detail for g in rep.gates if not g.passed]
     for c in rep.comparisons:
         assert c.accuracy == c.reference_accuracy and c.token_agreement == 1.0

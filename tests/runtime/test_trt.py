@@ -14,6 +14,7 @@ import pytest
 
 from deploy_helpers import assert_same_solves
 from hrm.runtime.gpu import device_count
+from hrm.runtime.backends.options import TrtOptions
 
 
 def _trt_module():
@@ -48,7 +49,7 @@ def test_trt_fp32_equals_ort(trt_deploy, batch16, cuda_graph):
     from hrm.runtime import Session
 
     tokens, ids = batch16
-    with Session(trt_deploy, backend="trt", device="cuda", batch=4, cuda_graph=cuda_graph) as t, \
+    with Session(trt_deploy, backend="trt", device="cuda", batch=4, options=TrtOptions(cuda_graph=cuda_graph)) as t, \
             Session(trt_deploy, backend="ort", batch=4) as o:
         assert_same_solves(t, o, tokens, ids, max_segments=6, rtol=1e-3, atol=1e-3)
         assert t.backend.cuda_graph == cuda_graph  # capture worked (no silent fallback)
@@ -61,7 +62,7 @@ def test_trt_batch_switching_1_4_1_4_equals_ort(trt_deploy, batch16, cuda_graph)
     from hrm.runtime import Session
 
     tokens, ids = batch16
-    with Session(trt_deploy, backend="trt", device="cuda", cuda_graph=cuda_graph) as t, \
+    with Session(trt_deploy, backend="trt", device="cuda", options=TrtOptions(cuda_graph=cuda_graph)) as t, \
             Session(trt_deploy, backend="ort") as o:
         for batch in (1, 4, 1, 4):
             t.batch = o.batch = batch
@@ -77,8 +78,9 @@ def test_trt_graph_replay_at_two_batch_sizes_is_bit_identical_to_eager(trt_deplo
 
     tokens, ids = batch16
     for batch in (1, 4):
-        with Session(trt_deploy, backend="trt", device="cuda", batch=batch, cuda_graph=True) as g, \
-                Session(trt_deploy, backend="trt", device="cuda", batch=batch, cuda_graph=False) as e:
+        with Session(trt_deploy, backend="trt", device="cuda", batch=batch, options=TrtOptions(cuda_graph=True)) as g, \
+                Session(trt_deploy, backend="trt", device="cuda", batch=batch,
+                        options=TrtOptions(cuda_graph=False)) as e:
             a = g.solve(tokens[:8], puzzle_ids=ids[:8], halting="fixed", max_segments=5)
             b = e.solve(tokens[:8], puzzle_ids=ids[:8], halting="fixed", max_segments=5)
             assert g.backend.cuda_graph, "capture fell back to eager"
@@ -94,7 +96,7 @@ def test_trt_fused_segment_equals_steps(trt_deploy, batch16):
     if "segment" not in load_deployment(trt_deploy).variant("fp32").engines:
         pytest.skip("no fused segment engine in this export")
     tokens, ids = batch16
-    with Session(trt_deploy, backend="trt", device="cuda", batch=4, fused=True) as f, \
+    with Session(trt_deploy, backend="trt", device="cuda", batch=4, options=TrtOptions(fused=True)) as f, \
             Session(trt_deploy, backend="trt", device="cuda", batch=4) as s:
         a = f.solve(tokens, puzzle_ids=ids, halting="act")
         b = s.solve(tokens, puzzle_ids=ids, halting="act")
@@ -107,8 +109,8 @@ def test_trt_graph_replay_is_bit_identical_to_eager(trt_deploy, batch16):
     from hrm.runtime import Session
 
     tokens, ids = batch16
-    with Session(trt_deploy, backend="trt", device="cuda", batch=4, cuda_graph=True) as g, \
-            Session(trt_deploy, backend="trt", device="cuda", batch=4, cuda_graph=False) as e:
+    with Session(trt_deploy, backend="trt", device="cuda", batch=4, options=TrtOptions(cuda_graph=True)) as g, \
+            Session(trt_deploy, backend="trt", device="cuda", batch=4, options=TrtOptions(cuda_graph=False)) as e:
         a = g.solve(tokens, puzzle_ids=ids, halting="fixed", max_segments=5)
         b = e.solve(tokens, puzzle_ids=ids, halting="fixed", max_segments=5)
     for x, y in zip(a, b):

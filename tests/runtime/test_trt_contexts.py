@@ -53,10 +53,11 @@ def fake(tiny_deploy, tmp_path, monkeypatch):
 
 
 def _backend(d, **kw):
+    from hrm.runtime.backends.options import TrtOptions
     from hrm.runtime.backends.trt import TrtBackend
     from hrm.runtime.deployment import load_deployment
 
-    b = TrtBackend(load_deployment(d), "fp32", "cuda", check=False, **kw)
+    b = TrtBackend(load_deployment(d), "fp32", "cuda", TrtOptions(check=False, **kw))
     b.activate()
     return b
 

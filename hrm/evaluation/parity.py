@@ -7,13 +7,14 @@ Both sides solve the same puzzles in both halting modes (``fixed`` and ``act``);
 answers; comparing fp16 with fp16-PyTorch would measure two rounding schemes against each other
 and hide a loss common to both.
 
-Metrics per (precision, halting):
+Metrics per (precision, halting), named and computed by the one comparator (:mod:`hrm.evaluation.compare`):
 
 * ``answer_agreement``: fraction of puzzles whose answer tokens equal the reference's exactly;
 * ``token_agreement``: fraction of answer tokens equal;
 * ``accuracy`` / ``reference_accuracy``: exact-match task accuracy against the labels (cells with
   label 0 = PAD are ignored, as in the official evaluation); None without labels;
-* ``halting_agreement`` (act): fraction of puzzles halting at the same segment;
+* ``halting_agreement``: fraction of puzzles halting at the same segment (1 under ``fixed`` unless a run
+  stopped early);
 * ``drift`` (fixed): per segment, relative Frobenius distance of z_H,
   ``|z_H_backend - z_H_ref| / |z_H_ref|`` per puzzle, its mean and max over puzzles (the backend's
   ``read_state``). Under ``fixed`` every puzzle runs every segment on both sides, so each segment
@@ -37,9 +38,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hrm.runtime.results import exact_match
+from hrm.evaluation.compare import accuracy, agreement, relative_drift
+from hrm.halting import HALTING_MODES
 
-HALTINGS = ("fixed", "act")
 FP32_ANSWER_AGREEMENT = 1.0
 LOW_PRECISION_ACCURACY_POINTS = 0.5
 
@@ -50,7 +51,6 @@ class Outcome:
 
     answers: np.ndarray  # int32 [N, S]
     segments: np.ndarray  # int [N]
-    drift_num: list[list[float]] = field(default_factory=list)  # per segment, per puzzle |a-b| (filled by compare)
 
 
 @dataclass
@@ -97,25 +97,15 @@ class ParityReport:
                 "gates": [asdict(g) for g in self.gates]}
 
 
-def accuracy(answers: np.ndarray, labels: Sequence[np.ndarray | None]) -> float | None:
-    """Exact-match accuracy against labels (PAD cells ignored); None if any label is missing."""
-    if not labels or any(lb is None for lb in labels):
-        return None
-    return float(np.mean([exact_match(a, lb) for a, lb in zip(answers, labels)]))
-
-
 def compare(precision: str, halting: str, ref: Outcome, run: Outcome, labels: Sequence[np.ndarray | None],
             drift: Sequence[np.ndarray] | None = None) -> Comparison:
     """Judge ``run`` against ``ref``. ``drift``: per segment, relative z_H distance per puzzle."""
     n = len(ref.answers)
-    same_answer = np.all(ref.answers == run.answers, axis=1)
-    c = Comparison(precision, halting, n, float(same_answer.mean()) if n else 1.0,
-                   float((ref.answers == run.answers).mean()) if n else 1.0,
-                   accuracy(run.answers, labels), accuracy(ref.answers, labels),
+    agree = agreement(run.answers, run.segments, ref.answers, ref.segments)
+    c = Comparison(precision, halting, n, agree.answer_agreement, agree.token_agreement,
+                   accuracy(run.answers, labels), accuracy(ref.answers, labels), agree.halting_agreement,
                    mean_segments=float(run.segments.mean()) if n else 0.0,
                    reference_mean_segments=float(ref.segments.mean()) if n else 0.0)
-    if halting == "act":
-        c.halting_agreement = float((ref.segments == run.segments).mean()) if n else 1.0
     if drift:
         c.drift_mean = [float(np.mean(d)) for d in drift]
         c.drift_max = [float(np.max(d)) for d in drift]
@@ -142,33 +132,34 @@ def evaluate_gates(comparisons: Sequence[Comparison]) -> list[Gate]:
     return gates
 
 
-def relative_drift(z_backend: np.ndarray, z_ref: np.ndarray) -> np.ndarray:
-    """Per row |a - b|_F / |b|_F (fp32 [B, ...] inputs)."""
-    a = z_backend.reshape(len(z_backend), -1).astype(np.float64)
-    b = z_ref.reshape(len(z_ref), -1).astype(np.float64)
-    return np.linalg.norm(a - b, axis=1) / np.maximum(np.linalg.norm(b, axis=1), 1e-30)
-
-
 def run_parity(deployment: Any, puzzles: Sequence[Any], *, backend: str = "ort", device: str = "cpu",
-               precisions: Sequence[str] = ("fp32",), haltings: Sequence[str] = HALTINGS, batch: int = 32,
+               precisions: Sequence[str] = ("fp32",), haltings: Sequence[str] = HALTING_MODES, batch: int = 32,
                max_segments: int | None = None, checkpoint: Any = None, reference_model: Any = None,
-               reference_device: str = "cpu", backend_options: dict[str, Any] | None = None) -> ParityReport:
+               reference_device: str = "cpu", options: Any = None) -> ParityReport:
     """Solve ``puzzles`` with the fp32 PyTorch reference and with ``backend`` at each precision.
 
+    ``options``: the backend's options object (e.g. ``OrtOptions(fused=True)``); ``checkpoint`` /
+    ``reference_model``: the reference's weights (default: the manifest's source checkpoint).
     Work goes chunk by chunk (``batch`` puzzles): the reference's per-segment z_H of a chunk is kept
     only while the backends solve that chunk, so memory stays bounded on full-size models.
     """
     import torch
 
+    from hrm.manifest import Variant
     from hrm.model import solve as torch_solve
+    from hrm.runtime.backends.options import TorchOptions
     from hrm.runtime.backends.torch_ref import TorchBackend
     from hrm.runtime.session import Session
 
-    ref_backend = TorchBackend(deployment, "fp32", reference_device, checkpoint=checkpoint, model=reference_model)
+    policy = deployment.manifest.halting_policy(max_segments=max_segments)  # both sides stop rows by it
+    # The fp32 PyTorch twin, whether or not the deployment exported an fp32 variant (an int8-only one does not).
+    ref_backend = TorchBackend(deployment, Variant("fp32", {}), reference_device,
+                               TorchOptions(checkpoint=checkpoint, model=reference_model))
     ref_backend.activate()
     model = ref_backend.model
     sessions = {p: Session(deployment, backend=backend, device=device, precision=p, batch=batch,
-                           **(backend_options or {})).activate() for p in precisions}
+                           options=options).activate() for p in precisions}
+    resolved = next(iter(sessions.values())).backend.options.describe() if sessions else {}
     puzzles = list(puzzles)
     labels = [getattr(p, "label", None) for p in puzzles]
     ref_out = {h: ([], []) for h in haltings}
@@ -180,7 +171,7 @@ def run_parity(deployment: Any, puzzles: Sequence[Any], *, backend: str = "ort",
             tokens = torch.from_numpy(np.stack([np.asarray(p.tokens, np.int32) for p in chunk])).to(reference_device)
             ids = torch.tensor([int(getattr(p, "puzzle_id", 0)) for p in chunk], dtype=torch.int32, device=reference_device)
             for h in haltings:
-                ref = torch_solve(model, tokens, ids, halting=h, max_segments=max_segments, keep_states=(h == "fixed"))
+                ref = torch_solve(model, tokens, ids, halting=policy.with_(h), keep_states=(h == "fixed"))
                 ref_out[h][0].append(ref.predictions.cpu().numpy().astype(np.int32))
                 ref_out[h][1].append(ref.segments.cpu().numpy())
                 ref_states = [z.numpy() for z in ref.z_H_trace] if ref.z_H_trace is not None else None
@@ -193,7 +184,7 @@ def run_parity(deployment: Any, puzzles: Sequence[Any], *, backend: str = "ort",
                                  k=len(chunk)) -> None:
                             s = int(counts[:k].max())
                             per_seg.append(relative_drift(z_H[:k], ref_states[s - 1][:k]))
-                    results = sess.solve(chunk, halting=h, max_segments=max_segments, state_hook=hook)
+                    results = sess.solve(chunk, halting=policy.with_(h), state_hook=hook)
                     run_out[(p, h)][0].append(np.stack([r.answer_tokens for r in results]))
                     run_out[(p, h)][1].append(np.array([r.segments for r in results]))
                     if hook is not None:
@@ -215,5 +206,5 @@ def run_parity(deployment: Any, puzzles: Sequence[Any], *, backend: str = "ort",
             comparisons.append(compare(p, h, ref, run, labels, per_segment))
     meta = {"backend": backend, "device": device, "precisions": list(precisions), "haltings": list(haltings),
             "n": len(puzzles), "batch": batch, "reference": f"hrm.model fp32 ({reference_device})",
-            "max_segments": max_segments or deployment.config.halt_max_steps}
+            "max_segments": policy.max_segments, "halt_rule": policy.rule, "options": resolved}
     return ParityReport(comparisons, evaluate_gates(comparisons), meta)

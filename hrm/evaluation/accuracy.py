@@ -12,7 +12,7 @@ the numbers a model card reports (issue: Sudoku by difficulty bucket, maze exact
   ``act`` the saving is ``1 - mean_segments / cap``.
 
 Groups come from each puzzle's ``meta`` (``group_key``, default ``"bucket"``: the Sudoku difficulty
-bucket "0" / "1-5" / "6+" set by the generator and by :func:`hrm.runtime.datasets.load_puzzles` when
+bucket "0" / "1-5" / "6+" set by the generator and by :func:`hrm.evaluation.datasets.load_puzzles` when
 the dataset stores the solver's guess counts). Every halting mode is really run (no ACT answer is
 derived from a fixed trace), on the same session, so the numbers are the runtime's own.
 numpy only: any backend (``ort``, ``trt``, ``torch``) behind a :class:`hrm.runtime.Session`.
@@ -25,7 +25,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from hrm.runtime.results import SolveResult, exact_match
+from hrm.evaluation.compare import accuracy
+from hrm.halting import HALTING_MODES
+from hrm.runtime.results import SolveResult
 
 ALL = "all"
 
@@ -67,10 +69,7 @@ def score(results: Sequence[SolveResult]) -> Score:
     if n == 0:
         raise ValueError("no results to score")
     segs = np.array([r.segments for r in results])
-    labelled = [r.label is not None for r in results]
-    exact = None
-    if all(labelled):
-        exact = float(np.mean([exact_match(r.answer_tokens, r.label) for r in results]))
+    exact = accuracy([r.answer_tokens for r in results], [r.label for r in results])
     valid = None if any(r.valid is None for r in results) else float(np.mean([bool(r.valid) for r in results]))
     return Score(n=n, exact=exact, valid=valid, mean_segments=float(segs.mean()),
                  p50_segments=float(np.median(segs)), max_segments=int(segs.max()))
@@ -85,7 +84,7 @@ def group_of(puzzle: Any, group_key: str | None) -> str | None:
     return None if value is None else str(value)
 
 
-def evaluate(session: Any, puzzles: Sequence[Any], *, haltings: Sequence[str] = ("fixed", "act"),
+def evaluate(session: Any, puzzles: Sequence[Any], *, haltings: Sequence[str] = HALTING_MODES,
              group_key: str | None = "bucket", max_segments: int | None = None,
              on_chunk: Callable[[int], None] | None = None) -> EvalReport:
     """Solve ``puzzles`` once per halting mode on ``session`` and score them overall and per group.
@@ -96,14 +95,14 @@ def evaluate(session: Any, puzzles: Sequence[Any], *, haltings: Sequence[str] = 
         raise ValueError("no puzzles to evaluate")
     groups = [group_of(p, group_key) for p in puzzles]
     labels = sorted({g for g in groups if g is not None}, key=_group_order)
-    cap = max_segments or session.max_segments or session.config.halt_max_steps
+    policy = session.policy.with_(max_segments=max_segments)
+    ran = session.describe()
     report = EvalReport(meta={"n": len(puzzles), "haltings": list(haltings), "group_key": group_key,
-                              "groups": labels, "max_segments": int(cap), "batch": session.batch,
-                              "backend": session.backend.name, "device": session.backend.device,
-                              "precision": session.backend.precision,
-                              "fused": bool(getattr(session.backend, "fused", False))})
+                              "groups": labels, "max_segments": policy.max_segments, "batch": session.batch,
+                              "backend": ran["backend"], "device": ran["device"], "precision": ran["precision"],
+                              "fused": bool(ran.get("fused", False))})
     for halting in haltings:
-        results = list(session.iter_solve(puzzles, halting=halting, max_segments=max_segments, on_chunk=on_chunk))
+        results = list(session.iter_solve(puzzles, halting=policy.with_(halting), on_chunk=on_chunk))
         report.scores.setdefault(ALL, {})[halting] = score(results)
         for label in labels:
             members = [r for r, g in zip(results, groups) if g == label]
