@@ -1,7 +1,8 @@
 """``hrm-eval``: task accuracy of a model, overall and per difficulty bucket, fixed and ACT halting.
 
 Thin: puzzles come from :func:`hrm.evaluation.datasets.load_puzzles`, the scoring from
-:func:`hrm.evaluation.accuracy.evaluate` (read its docstring for exact / valid / segments). MODEL is a
+:func:`hrm.evaluation.accuracy.evaluate` (read its docstring for exact / valid / segments); on an ARC
+deployment and dataset folder, pass@k from :func:`hrm.evaluation.arc.evaluate_arc_dataset`. MODEL is a
 deployment directory or a checkpoint (exported once to the ``hrm-bench`` cache, so ``--backend torch``
 on a fresh checkpoint works too). Exit status 0, or 2 on unusable input.
 """
@@ -9,6 +10,7 @@ on a fresh checkpoint works too). Exit status 0, or 2 on unusable input.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import click
@@ -43,33 +45,25 @@ def main(model: Path, dataset: str, n: int | None, seed: int, runtime: RuntimeAr
     with runtime.session(root) as session:
         task = session.task
         if task is not None and task.name == "arc" and Path(dataset).is_dir():
-            from hrm.tasks.arc_eval import evaluate_arc_dataset
+            from hrm.evaluation.arc import evaluate_arc_dataset
 
-            arc = evaluate_arc_dataset(session, dataset, haltings=runtime.haltings, ks=(1, 2, 10), max_tasks=n,
-                                       max_segments=runtime.max_segments)
-            arc.update(model=str(model), deployment=str(root), backend=runtime.backend, device=runtime.device,
-                       precision=runtime.precision)
-            if json_path is not None:
-                text = json.dumps(arc, indent=2)
-                if str(json_path) == "-":
-                    click.echo(text)
-                    return
-                write_text_atomic(json_path, text + "\n")
-            _print_arc(arc)
-            return
-        count = n if n is not None else (256 if dataset == "generated" else None)
-        puzzles = load_puzzles(dataset, session.deployment, n=count, seed=seed)
-        report = evaluate(session, puzzles, haltings=runtime.haltings,
-                          group_key=None if group_key == "none" else group_key)
-    report.meta.update(model=str(model), model_origin=origin, deployment=str(root), dataset=dataset,
+            doc = evaluate_arc_dataset(session, dataset, haltings=runtime.haltings, ks=(1, 2, 10), max_tasks=n)
+            show = partial(_print_arc, doc)
+        else:
+            count = n if n is not None else (256 if dataset == "generated" else None)
+            puzzles = load_puzzles(dataset, session.deployment, n=count, seed=seed)
+            report = evaluate(session, puzzles, haltings=runtime.haltings,
+                              group_key=None if group_key == "none" else group_key)
+            doc, show = report.to_dict(), partial(_print_table, report)  # doc["meta"] is report.meta
+    doc["meta"].update(model=str(model), model_origin=origin, deployment=str(root), dataset=dataset,
                        seed=seed if dataset == "generated" else None)
-    text = json.dumps(report.to_dict(), indent=2)
+    text = json.dumps(doc, indent=2)
     if json_path is not None and str(json_path) == "-":
         click.echo(text)
         return
     if json_path is not None:
         write_text_atomic(json_path, text + "\n")
-    _print_table(report)
+    show()
 
 
 def _print_table(report) -> None:
@@ -94,13 +88,16 @@ def _print_arc(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{report['model']}: {report['backend']} {report['precision']} on {report['device']}, ARC "
-                    f"{report['dataset']} ({report['split']}): {report['tasks']} tasks, {report['puzzles']} puzzles"
-                    + (f", {report['skipped_puzzles']} not in the deployment" if report["skipped_puzzles"] else ""))
+    m = report["meta"]
+    t = Table(title=f"{m['model']}: {m['backend']} {m['precision']} on {m['device']}, ARC {m['dataset']} "
+                    f"({m['split']}): {m['tasks']} tasks, {m['n']} puzzles, cap {m['max_segments']} segments"
+                    + (f", {m['skipped_puzzles']} not in the deployment" if m["skipped_puzzles"] else ""))
     t.add_column("halting")
-    for k in report["ks"]:
+    for k in m["ks"]:
         t.add_column(f"pass@{k}", justify="right")
-    t.add_column("seconds", justify="right")
+    for col in ("mean segs", "seconds"):
+        t.add_column(col, justify="right")
     for halting, s in report["scores"].items():
-        t.add_row(halting, *(pct(s[f"pass@{k}"]) for k in report["ks"]), f"{s['seconds']:.1f}")
+        t.add_row(halting, *(pct(s[f"pass@{k}"]) for k in m["ks"]), f"{s['mean_segments']:.2f}",
+                  f"{s['seconds']:.1f}")
     Console(highlight=False, width=max(Console().width, 110)).print(t)

@@ -96,11 +96,8 @@ def evaluate(session: Any, puzzles: Sequence[Any], *, haltings: Sequence[str] = 
     groups = [group_of(p, group_key) for p in puzzles]
     labels = sorted({g for g in groups if g is not None}, key=_group_order)
     policy = session.policy.with_(max_segments=max_segments)
-    ran = session.describe()
-    report = EvalReport(meta={"n": len(puzzles), "haltings": list(haltings), "group_key": group_key,
-                              "groups": labels, "max_segments": policy.max_segments, "batch": session.batch,
-                              "backend": ran["backend"], "device": ran["device"], "precision": ran["precision"],
-                              "fused": bool(ran.get("fused", False))})
+    report = EvalReport(meta={"n": len(puzzles), "group_key": group_key, "groups": labels,
+                              **run_meta(session, policy, haltings)})
     for halting in haltings:
         results = list(session.iter_solve(puzzles, halting=policy.with_(halting), on_chunk=on_chunk))
         report.scores.setdefault(ALL, {})[halting] = score(results)
@@ -108,6 +105,14 @@ def evaluate(session: Any, puzzles: Sequence[Any], *, haltings: Sequence[str] = 
             members = [r for r, g in zip(results, groups) if g == label]
             report.scores.setdefault(label, {})[halting] = score(members)
     return report
+
+
+def run_meta(session: Any, policy: Any, haltings: Sequence[str]) -> dict[str, Any]:
+    """What ran, under the names every evaluation report uses (``hrm-eval``'s accuracy and ARC pass@k)."""
+    ran = session.describe()
+    return {"haltings": list(haltings), "max_segments": policy.max_segments, "batch": session.batch,
+            "backend": ran["backend"], "device": ran["device"], "precision": ran["precision"],
+            "fused": bool(ran.get("fused", False))}
 
 
 def _group_order(label: str) -> tuple[int, float, str]:

@@ -8,12 +8,12 @@ votes and are ranked by count, then mean ``sigmoid(q_halt)`` (:mod:`hrm.tasks.ar
 are the ARC Prize's ``attempt_1`` / ``attempt_2``; pass@k counts a task when every test input's label
 is among its top k.
 
-:func:`solve_arc` does that for task records (``hrm-run`` on an ARC deployment);
-:func:`evaluate_arc_dataset` for an official dataset folder, whose test split already holds every
-augmented copy (``hrm-eval``). Both push every puzzle of every task through one
-:class:`hrm.runtime.Scheduler` (continuous batching: a halted row takes the next puzzle, whatever its
-task). The identifiers come from the deployment (``hrm-export --identifiers``); without them a task
-can only be solved once, un-augmented, with the blank identifier 0, and the report says so.
+:func:`solve_arc` does that for task records (``hrm-run`` on an ARC deployment); the evaluation layer's
+:func:`hrm.evaluation.arc.evaluate_arc_dataset` for an official dataset folder, whose test split already
+holds every augmented copy (``hrm-eval``). Both push every puzzle of every task through one
+:class:`hrm.runtime.Scheduler` (:func:`drive`; continuous batching: a halted row takes the next puzzle,
+whatever its task). The identifiers come from the deployment (``hrm-export --identifiers``); without them
+a task can only be solved once, un-augmented, with the blank identifier 0, and the report says so.
 
 Works for any model family: only tokens (``seq_len`` 900) and puzzle ids reach the session, so a TRM's
 16-position puzzle prefix (``config.puzzle_len``) is the exported graphs' business.
@@ -34,11 +34,11 @@ from hrm.halting import HaltingPolicy
 from hrm.identifiers import PuzzleIdentifiers, deployment_identifiers
 from hrm.tasks.arc import ArcRecord, crop, encode_grid
 from hrm.tasks.arc_augment import IDENTITY, Augmentation
-from hrm.tasks.arc_vote import ArcVoter, Candidate, grid_key, pass_at_k, solved_at, vote
+from hrm.tasks.arc_vote import Candidate, grid_key, pass_at_k, solved_at, vote
 from hrm.tasks.base import Puzzle
 
-__all__ = ["Run", "plan_runs", "TestResult", "TaskResult", "ArcReport", "solve_arc", "drive", "evaluate_arc_dataset",
-           "write_submission", "save_task_png", "FROM_DEPLOYMENT", "NO_IDENTIFIERS_NOTE", "ATTEMPTS"]
+__all__ = ["Run", "plan_runs", "TestResult", "TaskResult", "ArcReport", "solve_arc", "drive", "write_submission",
+           "save_task_png", "FROM_DEPLOYMENT", "NO_IDENTIFIERS_NOTE", "ATTEMPTS"]
 
 #: ``identifiers=FROM_DEPLOYMENT``: use the names recorded by ``hrm-export --identifiers``
 FROM_DEPLOYMENT = "deployment"
@@ -304,70 +304,3 @@ def save_task_png(task: TaskResult, path: str | Path) -> Path:
         fig.savefig(tmp, format="png", dpi=80)
     plt.close(fig)
     return Path(path)
-
-
-# ---- an official dataset folder (hrm-eval) -------------------------------------------------------
-
-def evaluate_arc_dataset(session: Any, root: str | Path, split: str = "test", *,
-                         haltings: Sequence[str] = ("fixed", "act"), ks: Sequence[int] = (1, 2, 10),
-                         max_tasks: int | None = None, max_segments: int | None = None, slots: int | None = None,
-                         on_progress: ProgressCallback | None = None) -> dict[str, Any]:
-    """pass@k of ``session`` on an official ARC dataset folder, like the official notebook.
-
-    The split holds every augmented copy of every task's test inputs (``identifiers.json`` at the
-    root names them); the un-augmented copies give the labels. With a deployment exported with
-    ``--identifiers`` (possibly pruned), each copy's id is looked up by name and copies the deployment
-    does not have are skipped (counted); without, the dataset's ids are used as they are.
-    ``max_tasks``: only the first N tasks of the split.
-    """
-    from hrm.tasks.dataset import read_official_split
-
-    root = Path(root)
-    if (root / "dataset.json").is_file():
-        root, split = root.parent, root.name
-    ds = read_official_split(root, split)
-    if ds.identifiers is None:
-        raise ParseError(str(root / "identifiers.json"), None, "missing: ARC pass@k needs the puzzle names of the "
-                                                                "dataset build (identifiers.json beside the splits)")
-    names = PuzzleIdentifiers(tuple(ds.identifiers), str(root / "identifiers.json"))
-    dep_ids = deployment_identifiers(session.deployment.manifest)
-    n_ids = session.config.num_puzzle_identifiers
-    selected: list[tuple[str, Puzzle]] = []
-    labels: dict[str, dict[tuple, tuple[np.ndarray, np.ndarray]]] = {}  # task -> input key -> (input, label)
-    tasks_seen: list[str] = []
-    skipped = 0
-    for p in ds.puzzles():
-        name = names.names[p.puzzle_id]
-        base, aug = Augmentation.parse(name)
-        if base not in labels:
-            if max_tasks is not None and len(tasks_seen) >= max_tasks:
-                continue
-            labels[base] = {}
-            tasks_seen.append(base)
-        if aug.is_identity:
-            inp = crop(p.tokens)
-            labels[base][grid_key(inp)] = (inp, crop(p.label))
-        pid = p.puzzle_id if dep_ids is None else dep_ids.id_of(name)
-        if pid is None or pid >= n_ids:
-            skipped += 1
-            continue
-        selected.append((name, Puzzle(p.tokens, None, p.source, pid)))
-    scored = {t: v for t, v in labels.items() if v}
-    report: dict[str, Any] = {"dataset": str(root), "split": split, "tasks": len(scored),
-                              "tasks_without_label": len(labels) - len(scored), "puzzles": len(selected),
-                              "skipped_puzzles": skipped, "ks": list(ks), "scores": {}}
-    for halting in haltings:
-        voter = ArcVoter()
-
-        def collect(i: int, result: Any) -> None:
-            if not isinstance(result, BaseException):
-                voter.add_tokens(selected[i][0], selected[i][1].tokens, result.answer_tokens, result.q_halt[-1])
-
-        stats = drive(session, ((i, p) for i, (_, p) in enumerate(selected)), collect,
-                      slots=max(1, min(slots or session.batch, len(selected))),
-                      halting=halting, max_segments=max_segments, on_progress=on_progress)
-        per_task = {t: [(voter.ranked(t, inp), label) for inp, label in tests.values()] for t, tests in scored.items()}
-        report["scores"][halting] = {f"pass@{k}": v for k, v in pass_at_k(per_task, ks).items()}
-        report["scores"][halting]["seconds"] = round(stats["seconds"], 3)
-    return report
-

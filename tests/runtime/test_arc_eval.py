@@ -22,7 +22,8 @@ from hrm.tasks import get_task  # noqa: E402
 from hrm.tasks.arc import crop, encode_grid  # noqa: E402
 from hrm.tasks.arc_augment import Augmentation  # noqa: E402
 from hrm.tasks.arc_build import build_arc_dataset  # noqa: E402
-from hrm.tasks.arc_eval import evaluate_arc_dataset, plan_runs, solve_arc  # noqa: E402
+from hrm.evaluation.arc import evaluate_arc_dataset  # noqa: E402
+from hrm.tasks.arc_eval import plan_runs, solve_arc  # noqa: E402
 from hrm.tasks.arc_inputs import apply_solutions, read_arc_inputs  # noqa: E402
 from hrm.tasks.dataset import read_official_split  # noqa: E402
 
@@ -412,17 +413,23 @@ def test_hrm_eval_arc_dataset_pass_at_k(full, pruned, built, tasks):
     ids = PuzzleIdentifiers(tuple(built.identifiers))
     with _oracle(dep, 8, _oracle_answers(ev, ids)) as s:
         rep = evaluate_arc_dataset(s, built.root, haltings=("fixed",))
-    assert rep["tasks"] == 3 and rep["skipped_puzzles"] == 0 and rep["puzzles"] == built.test_examples
-    assert rep["scores"]["fixed"]["pass@1"] == 1.0 and rep["scores"]["fixed"]["pass@10"] == 1.0
+    m = rep["meta"]
+    assert m["tasks"] == 3 and m["skipped_puzzles"] == 0 and m["n"] == built.test_examples
+    # what ran, under the names hrm-eval's accuracy report uses (hrm.evaluation.accuracy.run_meta)
+    assert (m["backend"], m["batch"], m["haltings"], m["max_segments"]) == ("oracle", 8, ["fixed"], 2)
+    fixed = rep["scores"]["fixed"]
+    assert fixed["pass@1"] == 1.0 and fixed["pass@10"] == 1.0 and fixed["mean_segments"] == 2.0  # fixed: the cap
     pruned_ids = deployment_identifiers(Session(pruned[0]).deployment.manifest)
     with _oracle(pruned[0], 8, _oracle_answers(ev, pruned_ids)) as s:
         rep = evaluate_arc_dataset(s, built.root / "test", haltings=("fixed",), max_tasks=2)
-    assert rep["tasks"] == 2 and rep["scores"]["fixed"]["pass@2"] == 1.0
+    assert rep["meta"]["tasks"] == 2 and rep["scores"]["fixed"]["pass@2"] == 1.0
     out = CliRunner().invoke(main, [str(pruned[0]), "--dataset", str(built.root), "--halting", "act", "--json", "-",
-                                    "--batch", "8"])
+                                    "--batch", "8", "--max-segments", "1"])
     assert out.exit_code == 0, out.output
     d = json.loads(out.output)
-    assert set(d["scores"]["act"]) == {"pass@1", "pass@2", "pass@10", "seconds"} and d["tasks"] == 3
+    assert set(d["scores"]["act"]) == {"pass@1", "pass@2", "pass@10", "mean_segments", "seconds"}
+    assert d["meta"]["tasks"] == 3 and d["meta"]["max_segments"] == 1 and d["scores"]["act"]["mean_segments"] == 1.0
+    assert d["meta"]["deployment"] == str(pruned[0]) and d["meta"]["backend"] == "ort"
 
 
 def test_hrm_data_arc_prize_files_and_arc_build(tmp_path):
