@@ -12,6 +12,11 @@ It answers two questions, each line with a verdict (:data:`VERDICTS`):
    (fp32: identical answers; fp16/bf16: within the parity gate of :mod:`hrm.evaluation.parity`); capture and
    replay CUDA graphs at two batch sizes (answers identical to eager runs); time one segment at batch 1.
 
+Which runs are possible is the manifest's rule (:func:`hrm.manifest.run_refusal`), as for every ``Session``;
+the precisions, the segment cap, the batch and the ONNX Runtime options (``--threads``, ``--spin``) come
+from the shared runtime options (:mod:`hrm.cli.options`); the backends, devices and halting (``fixed``: every
+segment's z_H is compared) are the doctor's own, since proving all of them is its job.
+
 ``works`` / ``fails`` (with the error) / ``not available`` (why). ``not available`` is not a failure: a
 Jetson without onnxruntime-gpu still passes; something installed that does not work fails, and so does
 the run (:attr:`DoctorReport.exit_code`). Everything is library calls (export, Session, the parity
@@ -29,7 +34,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -165,14 +170,15 @@ class Run:
         return f"{self.backend}-{self.device}/{self.precision}"
 
 
-def _solve(dep: Any, run: Run, puzzles: list[Any], batch: int) -> tuple[Any, list[np.ndarray], Any]:
+def _solve(dep: Any, run: Run, puzzles: list[Any], batch: int,
+           max_segments: int | None) -> tuple[Any, list[np.ndarray], Any]:
     """Fixed-halting solve; returns (Outcome, per-segment z_H [N, ...] in puzzle order, backend description)."""
     from hrm.evaluation.parity import Outcome
     from hrm.runtime.session import Session
 
     answers, segments, states, described = [], [], [], {}
     with Session(dep, backend=run.backend, device=run.device, precision=run.precision, batch=batch,
-                 options=run.options) as sess:
+                 max_segments=max_segments, options=run.options) as sess:
         for start in range(0, len(puzzles), batch):
             chunk = puzzles[start:start + batch]
             per_seg: list[np.ndarray] = []
@@ -260,19 +266,29 @@ def _build_engines(dep_dir: Path, trt: Any, precision: str) -> str:
 
 
 def run_doctor(directory: str | Path | None = None, *, checkpoint: str | Path | None = None, puzzles: int = 16,
-               batch: int = 8, workdir: str | Path | None = None, time_segments: bool = True) -> DoctorReport:
+               batch: int = 8, workdir: str | Path | None = None, time_segments: bool = True,
+               precisions: Sequence[str] | None = None, max_segments: int | None = None,
+               ort_options: Any = None) -> DoctorReport:
     """Run every check (see the module doc). ``directory``: a deployment to use instead of exporting
     ``checkpoint`` (default: the bundled ``models/sudoku4.safetensors``); it is copied first, engines are
     built into the copy. ``workdir``: keep the exported deployment there (default: a temporary folder,
-    removed)."""
-    report = DoctorReport(meta={"puzzles": puzzles, "batch": batch})
+    removed). ``precisions``: prove only these, and fp32, the reference (default: every one this device
+    runs, :func:`_precisions`); ``max_segments``: the solves' segment cap (default: the trained one);
+    ``ort_options``: the :class:`~hrm.runtime.backends.options.OrtOptions` of every ONNX Runtime run."""
+    from hrm.runtime.backends.options import OrtOptions
+
+    ort_options = ort_options if ort_options is not None else OrtOptions()
+    chosen = tuple(dict.fromkeys(("fp32", *precisions))) if precisions else None
+    report = DoctorReport(meta={"puzzles": puzzles, "batch": batch, "max_segments": max_segments,
+                                "precisions": list(chosen) if chosen else None, "ort_options": ort_options.describe()})
     checkpoint = Path(checkpoint) if checkpoint is not None else BUNDLED
     found = check_components(report)
     gpu, trt, ort = found["gpu"], found.get("trt"), found.get("ort")
     tmp = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="hrm-doctor."))
     tmp.mkdir(parents=True, exist_ok=True)
     try:
-        _prove(report, directory, checkpoint, tmp, gpu, trt, ort, puzzles, batch, time_segments)
+        _prove(report, directory, checkpoint, tmp, gpu, trt, ort, puzzles, batch, time_segments,
+               chosen or _precisions(gpu), max_segments, ort_options)
     finally:
         if workdir is None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -280,9 +296,11 @@ def run_doctor(directory: str | Path | None = None, *, checkpoint: str | Path | 
 
 
 def _prove(report: DoctorReport, directory: Any, checkpoint: Path, tmp: Path, gpu: Any, trt: Any, ort: Any, n: int,
-           batch: int, time_segments: bool) -> None:
+           batch: int, time_segments: bool, precisions: tuple[str, ...], max_segments: int | None,
+           ort_options: Any) -> None:
     from hrm.evaluation.datasets import load_puzzles
-    from hrm.runtime.backends.options import OrtOptions, TrtOptions
+    from hrm.manifest import run_refusal
+    from hrm.runtime.backends.options import TrtOptions
     from hrm.runtime.deployment import load_deployment
 
     holder: dict[str, Any] = {}
@@ -293,14 +311,14 @@ def _prove(report: DoctorReport, directory: Any, checkpoint: Path, tmp: Path, gp
             holder["dir"] = Path(shutil.copytree(directory, tmp / "deployment"))
             how = f"{directory} (copied to {holder['dir']} for engines)"
         else:
-            holder["dir"] = _export(checkpoint, tmp, _precisions(gpu))
+            holder["dir"] = _export(checkpoint, tmp, precisions)
             how = f"{checkpoint.name} exported to {holder['dir']}"
         holder["dep"] = load_deployment(holder["dir"])
         return f"{how}; variants {', '.join(holder['dep'].precisions)}; every file's sha256 verified"
     if not _attempt(report, "path", "deployment", deployment):
         return
     dep_dir, dep = holder["dir"], holder["dep"]
-    supported = [p for p in _precisions(gpu) if p in dep.precisions]
+    supported = [p for p in precisions if p in dep.precisions]
 
     # engines: build for every precision this device supports (TensorRT-RTX builds even without a GPU)
     engine_ok: set[str] = set()
@@ -310,8 +328,8 @@ def _prove(report: DoctorReport, directory: Any, checkpoint: Path, tmp: Path, gp
                 raise _NotAvailable("TensorRT is not importable (see TensorRT)")
             if not gpu.available and not trt.traits.targets:
                 raise _NotAvailable(f"{trt.flavour} builds on a GPU; {gpu.reason}")
-            if dep.variant(p).ops != "standard":
-                raise _NotAvailable(f"the {p} variant has {dep.variant(p).ops} graphs; engines need --ops standard")
+            if why := run_refusal(p, dep.variant(p).ops, "trt", "cuda"):
+                raise _NotAvailable(why)
             detail = _build_engines(dep_dir, trt, p)
             engine_ok.add(p)
             return detail
@@ -320,13 +338,13 @@ def _prove(report: DoctorReport, directory: Any, checkpoint: Path, tmp: Path, gp
 
     puzzles = load_puzzles("generated", dep, n=n, seed=0)
     labels = [getattr(p, "label", None) for p in puzzles]
-    reference = Run("ort", "cpu", "fp32", OrtOptions())
+    reference = Run("ort", "cpu", "fp32", ort_options)
     ref: dict[str, Any] = {}
 
     def solve_reference() -> str:
         if ort is None:
             raise _NotAvailable("onnxruntime is not importable: no reference run (see ONNX Runtime)")
-        out, states, _ = _solve(dep, reference, puzzles, batch)
+        out, states, _ = _solve(dep, reference, puzzles, batch, max_segments)
         ref["run"] = (out, states)
         acc = np.mean([np.array_equal(a[lb != 0], lb[lb != 0]) for a, lb in zip(out.answers, labels)])
         return f"reference: {len(puzzles)} generated puzzles, {len(states)} segments, {acc:.0%} solved exactly"
@@ -335,15 +353,18 @@ def _prove(report: DoctorReport, directory: Any, checkpoint: Path, tmp: Path, gp
     runs: list[tuple[Run, str | None]] = []
     for p in supported:
         if p != "fp32":  # fp32 on the CPU is the reference itself
-            runs.append((Run("ort", "cpu", p, OrtOptions()), "the CPU execution provider has no bf16 kernels (bf16 "
+            runs.append((Run("ort", "cpu", p, ort_options), "the CPU execution provider has no bf16 kernels (bf16 "
                          "runs on CUDA)" if p == "bf16" else None))
     ort_cuda = None if (ort is not None and "CUDAExecutionProvider" in ort.get_available_providers()) else \
         "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)"
     no_gpu = None if gpu.available else f"no GPU: {gpu.reason}"
     for p in supported:
-        runs.append((Run("ort", "cuda", p, OrtOptions()), no_gpu or ort_cuda))
+        runs.append((Run("ort", "cuda", p, ort_options), no_gpu or ort_cuda))
         runs.append((Run("trt", "cuda", p, TrtOptions(cuda_graph=False)),
                      no_gpu or (None if p in engine_ok else f"no {p} engines (see engines {p})")))
+    # what the manifest says cannot run (int8 off the ORT CPU path, ...) says so, before anything else
+    runs = [(run, run_refusal(run.precision, dep.variant(run.precision).ops, run.backend, run.device) or why)
+            for run, why in runs]
 
     working: list[Run] = [reference] if "run" in ref else []
     for run, why in runs:
@@ -352,7 +373,7 @@ def _prove(report: DoctorReport, directory: Any, checkpoint: Path, tmp: Path, gp
                 raise _NotAvailable(why)
             if "run" not in ref:
                 raise _NotAvailable("no ort-cpu/fp32 reference to compare with")
-            out, states, _ = _solve(dep, run, puzzles, batch)
+            out, states, _ = _solve(dep, run, puzzles, batch, max_segments)
             detail = _compare(run, ref["run"], (out, states), labels)
             working.append(run)
             return detail
@@ -367,8 +388,8 @@ def _prove(report: DoctorReport, directory: Any, checkpoint: Path, tmp: Path, gp
             for b in GRAPH_BATCHES:
                 graph = Run(backend, "cuda", eager.precision, replace(eager.options, cuda_graph=True))
                 sub = puzzles[: 2 * b]
-                g_out, _, desc = _solve(dep, graph, sub, b)
-                e_out, _, _ = _solve(dep, replace(graph, options=eager.options), sub, b)
+                g_out, _, desc = _solve(dep, graph, sub, b, max_segments)
+                e_out, _, _ = _solve(dep, replace(graph, options=eager.options), sub, b, max_segments)
                 if not desc.get("cuda_graph"):
                     raise AssertionError(f"capture fell back to eager at batch {b} (see the warning above)")
                 if not np.array_equal(g_out.answers, e_out.answers):

@@ -29,7 +29,7 @@ from hrm.cli.options import RuntimeArgs, parse_list, runtime_options
               help="benchmark the full-size (27M) HRM with random weights, Sudoku-shaped (seq 81+1) or "
                    "Maze/ARC-shaped (seq 900+1), exported once to the cache; no PATH")
 @click.option("--random-tiny", is_flag=True, help="benchmark the tests' tiny random HRM (4x4 Sudoku); no PATH")
-@runtime_options(devices=True, backend=False, precisions=True, haltings=True, default_precisions=None,
+@runtime_options(devices=True, omit=("backend",), precisions=True, haltings=True, default_precisions=None,
                  flags=("threads", "checkpoint"))
 @click.option("--backends", default="ort,trt,torch,torch-compile", show_default=True,
               help="comma-separated: ort, trt, torch (eager reference), torch-compile  (--precision default: fp32 on "

@@ -2,7 +2,10 @@
 device. A thin layer over :func:`hrm.doctor.run_doctor` (read its docstring for every check).
 
 Exit status: 0 when nothing that is available fails ("not available" lines are fine), 1 when something
-fails, 2 on unusable input.
+fails, 2 on unusable input. The runtime options (:mod:`hrm.cli.options`) that apply here mean what they mean
+everywhere: ``--precision`` (a list, fp32 always added: the reference; default: every precision this device
+runs), ``--max-segments``, ``--batch``, ``--threads`` / ``--spin`` (ONNX Runtime). Backends, devices and
+halting are what the doctor proves, so it picks them itself.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 import click
 
 from hrm.cli.common import handle_errors
+from hrm.cli.options import RuntimeArgs, runtime_options
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,21 +25,23 @@ from hrm.cli.common import handle_errors
               help="model to export and prove (our .safetensors) [default: the checkout's models/sudoku4.safetensors]")
 @click.option("--puzzles", type=click.IntRange(min=1), default=16, show_default=True,
               help="generated puzzles solved by every backend and compared with ONNX Runtime CPU fp32")
-@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--keep", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="work in this folder and keep it (the exported deployment and its engines)")
 @click.option("--no-timing", is_flag=True, help="skip the batch-1 segment timings")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON on stdout")
+@runtime_options(omit=("backend", "device", "halting"), precisions=True, default_precisions=None, batch=8,
+                 flags=("threads", "spin"))
 @handle_errors
-def main(directory: Path | None, checkpoint: Path | None, puzzles: int, batch: int, keep: Path | None,
-         no_timing: bool, as_json: bool) -> None:
+def main(directory: Path | None, checkpoint: Path | None, puzzles: int, keep: Path | None, no_timing: bool,
+         as_json: bool, runtime: RuntimeArgs) -> None:
     """Check this device: components, then export (or DIR), engines, solves, CUDA graphs, timing."""
     from hrm.doctor import run_doctor
 
     if directory is not None and checkpoint is not None:
         raise click.UsageError("give DIR (an exported deployment) or --checkpoint (a model to export), not both")
-    report = run_doctor(directory, checkpoint=checkpoint, puzzles=puzzles, batch=batch, workdir=keep,
-                        time_segments=not no_timing)
+    report = run_doctor(directory, checkpoint=checkpoint, puzzles=puzzles, batch=runtime.batch, workdir=keep,
+                        time_segments=not no_timing, precisions=runtime.precisions or None,
+                        max_segments=runtime.max_segments, ort_options=runtime.options("ort"))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -1,4 +1,5 @@
-"""The one option group of every command that runs a model (``hrm-run``, ``-eval``, ``-parity``, ``-bench``, ``-demo``).
+"""The one option group of every command that runs a model (``hrm-run``, ``-eval``, ``-parity``, ``-bench``,
+``-demo``, ``-doctor``).
 
 Shaped like Polygraphy's argument groups: the flags are declared once here, a command picks the parts it
 needs with :func:`runtime_options`, and receives one parsed, validated :class:`RuntimeArgs` (``runtime=``)
@@ -106,38 +107,51 @@ BACKEND_FLAGS: dict[str, Callable] = {
 }
 
 
+#: the group's own flags a command may leave out (:func:`runtime_options` ``omit``): it runs every backend or
+#: device itself (hrm-bench, hrm-doctor), or its halting is fixed by what it proves (hrm-doctor)
+OMITTABLE = ("backend", "device", "halting")
+
+
 def runtime_options(*, precisions: bool = False, haltings: bool = False, devices: bool = False,
-                    backend: bool = True, batch: int | None = None, default_precisions: str | None = "fp32",
+                    omit: Sequence[str] = (), batch: int | None = None, default_precisions: str | None = "fp32",
                     flags: Sequence[str] = tuple(BACKEND_FLAGS)) -> Callable:
     """Add the group's flags to a click command; the command gets ``runtime: RuntimeArgs``.
 
     ``precisions`` / ``haltings``: a comma-separated list instead of one value; ``devices``: ``--device``
-    may repeat; ``backend``: offer ``--backend``; ``batch``: offer ``--batch`` with that default;
-    ``flags``: which backend option flags (:data:`BACKEND_FLAGS`)."""
+    may repeat; ``omit``: flags of :data:`OMITTABLE` the command does not offer; ``batch``: offer ``--batch``
+    with that default; ``flags``: which backend option flags (:data:`BACKEND_FLAGS`)."""
+    if unknown := set(omit) - set(OMITTABLE):
+        raise ValueError(f"omit: {sorted(unknown)} not among {OMITTABLE}")
     many = "comma-separated, several" if precisions else "one"
-    decorators = [click.option("--backend", type=click.Choice(list(BACKENDS)), default="ort", show_default=True)]
-    decorators = decorators if backend else []
-    decorators += [  # the names of the click parameters are the keys _parse reads
-        click.option("--device", "devices", type=click.Choice(DEVICES), multiple=devices,
-                     default=None if devices else "cpu", show_default=not devices,
-                     help="(repeat for several)  [default: cpu]" if devices else None),
-        click.option("--precision", "--precisions", "precisions", default=default_precisions,
-                     show_default=default_precisions is not None, help=f"variant(s), {many}: {', '.join(PRECISIONS)}"),
-        click.option("--halting", default=",".join(HALTING_MODES) if haltings else None, show_default=haltings,
-                     help=f"halting mode(s), {'comma-separated, each run' if haltings else 'one'}: act (stop a puzzle "
-                          "when the model's halt rule fires: q_halt > q_continue for HRM), fixed (every puzzle runs "
-                          "--max-segments)" + ("" if haltings else " [default: the manifest's default_halting]")),
-        click.option("--max-segments", type=click.IntRange(min=1), default=None,
-                     help="segment cap [default: the trained halt_max_steps; may exceed it]")]
+    group = {  # the names of the click parameters are the keys _parse reads
+        "backend": click.option("--backend", type=click.Choice(list(BACKENDS)), default="ort", show_default=True),
+        "device": click.option("--device", "devices", type=click.Choice(DEVICES), multiple=devices,
+                               default=None if devices else "cpu", show_default=not devices,
+                               help="(repeat for several)  [default: cpu]" if devices else None),
+        "precision": click.option("--precision", "--precisions", "precisions", default=default_precisions,
+                                  show_default=default_precisions is not None,
+                                  help=f"variant(s), {many}: {', '.join(PRECISIONS)}"),
+        "halting": click.option("--halting", default=",".join(HALTING_MODES) if haltings else None,
+                                show_default=haltings,
+                                help=f"halting mode(s), {'comma-separated, each run' if haltings else 'one'}: act "
+                                     "(stop a puzzle when the model's halt rule fires: q_halt > q_continue for HRM), "
+                                     "fixed (every puzzle runs --max-segments)"
+                                     + ("" if haltings else " [default: the manifest's default_halting]")),
+        "max_segments": click.option("--max-segments", type=click.IntRange(min=1), default=None,
+                                     help="segment cap [default: the trained halt_max_steps; may exceed it]")}
+    chosen = {name: option for name, option in group.items() if name not in omit}
     if batch is not None:
-        decorators.append(click.option("--batch", type=click.IntRange(min=1), default=batch, show_default=True,
-                                       help="puzzles per batch"))
-    decorators += [BACKEND_FLAGS[name] for name in flags]
+        chosen["batch"] = click.option("--batch", type=click.IntRange(min=1), default=batch, show_default=True,
+                                       help="puzzles per batch")
+    chosen.update((name, BACKEND_FLAGS[name]) for name in flags)
+    decorators = list(chosen.values())
+    # the click parameter names this group owns (only these: a command's own --checkpoint stays its own)
+    params = [{"device": "devices", "precision": "precisions"}.get(name, name) for name in chosen]
 
     def decorate(command: Callable) -> Callable:
         @functools.wraps(command)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            raw = {k: kwargs.pop(k) for k in _PARAMS if k in kwargs}
+            raw = {k: kwargs.pop(k) for k in params if k in kwargs}
             return command(*args, runtime=_parse(raw, precisions, haltings), **kwargs)
 
         wrapped = handle_errors(wrapper)  # a bad list is one line too
@@ -148,16 +162,13 @@ def runtime_options(*, precisions: bool = False, haltings: bool = False, devices
     return decorate
 
 
-_PARAMS = ("backend", "devices", "precisions", "halting", "max_segments", "batch", *BACKEND_FLAGS)
-
-
 def _parse(raw: dict[str, Any], many_precisions: bool, many_haltings: bool) -> RuntimeArgs:
     precisions = parse_list(raw["precisions"], PRECISIONS, "--precision") if raw.get("precisions") else ()
     haltings = parse_list(raw["halting"], HALTING_MODES, "--halting") if raw.get("halting") else ()
     for flag, values, many in (("--precision", precisions, many_precisions), ("--halting", haltings, many_haltings)):
         if len(values) > 1 and not many:
             raise OptionError(f"{flag} {','.join(values)}: this command takes one")
-    devices = raw["devices"]  # one name, or the repeated --device of hrm-bench
+    devices = raw.get("devices")  # one name, the repeated --device of hrm-bench, or None (omitted)
     devices = (devices,) if isinstance(devices, str) else tuple(dict.fromkeys(devices or ())) or ("cpu",)
     return RuntimeArgs(backend=raw.get("backend"), devices=devices, precisions=precisions, haltings=haltings,
                        max_segments=raw.get("max_segments"), batch=raw.get("batch"),

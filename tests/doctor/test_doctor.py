@@ -115,3 +115,25 @@ def test_wheel_install_without_the_bundled_model_says_how(tmp_path, monkeypatch)
     doc = json.loads(res.stdout)
     line = next(c for c in doc["checks"] if c["name"] == "deployment")
     assert line["verdict"] == NOT_AVAILABLE and "--checkpoint" in line["detail"] and res.exit_code == 0
+
+
+def test_cli_takes_the_shared_runtime_options(monkeypatch):
+    """--precision / --max-segments / --batch / --threads mean what they mean in every command; what cannot
+    run a variant is the manifest's rule (int8: the ORT CPU path only), said before anything else."""
+    res = _cli(["--precision", "int8", "--max-segments", "2", "--batch", "4", "--threads", "1", "--puzzles", "4",
+                "--json", "--no-timing"], monkeypatch)
+    doc = json.loads(res.stdout)
+    meta = doc["meta"]
+    # fp32 is always there: ORT CPU fp32 is the reference every other run is compared with
+    assert (meta["precisions"], meta["max_segments"], meta["batch"]) == (["fp32", "int8"], 2, 4), res.output
+    assert meta["ort_options"]["threads"] == 1
+    lines = {c["name"]: c for c in doc["checks"]}
+    assert "deployment" in lines and "variants fp32, int8" in lines["deployment"]["detail"]
+    assert not any(name.endswith("/fp16") for name in lines)  # only the precisions asked for
+    assert lines["solve ort-cpu/fp32"]["verdict"] == WORKS and "2 segments" in lines["solve ort-cpu/fp32"]["detail"]
+    assert lines["solve ort-cpu/int8"]["verdict"] in (WORKS, FAILS)  # it runs; the gate decides
+    refused = lines["solve ort-cuda/int8"]
+    assert refused["verdict"] == NOT_AVAILABLE and "an ort-on-CPU path only" in refused["detail"]
+    # what the doctor proves itself is not an option here
+    r = CliRunner().invoke(main, ["--backend", "trt"])
+    assert r.exit_code == 2 and "No such option '--backend'" in r.output

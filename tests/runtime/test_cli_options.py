@@ -26,6 +26,13 @@ def test_one_list_parser():
         parse_list(" , ", ("fp32",), "--precision")
 
 
+def test_only_the_group_flags_a_command_runs_itself_may_be_left_out():
+    from hrm.cli.options import runtime_options
+
+    with pytest.raises(ValueError, match=r"omit: \['precision'\] not among"):
+        runtime_options(omit=("precision",))
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_command_has_the_flags(name):
     text = CliRunner().invoke(COMMANDS[name], ["--help"], terminal_width=200).output
