@@ -2,8 +2,8 @@
 
 A thin layer over :func:`hrm.export.export_deployment`: options map onto its arguments, progress goes
 to stderr through rich, and the closing table (or ``--json`` summary on stdout) is printed from the
-returned :class:`hrm.export.ExportReport`. User errors (:class:`hrm.errors.HRMError`) print one line
-and exit 1; nothing is computed here.
+returned :class:`hrm.export.ExportReport`. Errors print one line (:func:`hrm.cli.common.handle_errors`):
+exit 1 when validation refused the graphs, 2 for usage and checkpoint errors; nothing is computed here.
 """
 
 from __future__ import annotations
@@ -16,14 +16,8 @@ from typing import Any
 
 import click
 
+from hrm.cli.common import handle_errors
 from hrm.errors import HRMError
-
-PROG = "hrm-export"
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"{PROG}: error: {' '.join(str(message).split())}", err=True)
-    sys.exit(code)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -63,6 +57,7 @@ def _fail(message: str, code: int = 1) -> None:
               help="Official checkpoints: sequence length when no dataset.json is at hand (RoPE models).")
 @click.option("--dataset-json", type=click.Path(path_type=Path), default=None,
               help="Official checkpoints: the dataset's dataset.json (seq_len, vocab_size, puzzle ids).")
+@handle_errors
 def main(checkpoint: Path, out: Path, precision: str, opset: int, ops: str, segment: bool, validate: bool,
          validation_batch: int, validation_provider: str, engine: bool, min_batch: int, opt_batch: int, max_batch: int,
          timing_cache: Path | None, builder_optimization_level: int | None, trt_flavour: str,
@@ -83,14 +78,13 @@ def main(checkpoint: Path, out: Path, precision: str, opset: int, ops: str, segm
                                    seq_len=seq_len, dataset_json=dataset_json, validation_batch=validation_batch,
                                    provider=validation_provider, ops=ops)
     except HRMError as exc:
-        progress.close()
         failed = getattr(exc, "report", None)
         if failed is not None:
+            progress.close()
             _emit(console, failed, as_json)
-        _fail(str(exc))
-    except KeyboardInterrupt:
+        raise
+    finally:
         progress.close()
-        _fail("interrupted; nothing was written", 130)
     _emit(console, report, as_json)
 
 

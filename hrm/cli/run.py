@@ -1,6 +1,6 @@
 """``hrm-run``: solve puzzles with an exported HRM and show or emit the answers.
 
-Thin on purpose: inputs go through :mod:`hrm.runtime.inputs`, solving through
+Thin on purpose: inputs go through :mod:`hrm.tasks.inputs`, solving through
 :class:`hrm.runtime.Session`, formatting through the task's ``render`` and
 :mod:`hrm.runtime.results`. torch is imported only for ``--backend torch``.
 """
@@ -15,9 +15,8 @@ import click
 import numpy as np
 
 from hrm.cli.common import handle_errors, stderr_console
+from hrm.errors import EXIT_REJECTED
 from hrm.manifest import PRECISIONS
-
-EXIT_BAD_INPUT = 1
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,10 +54,11 @@ def main(deployment: Path, inputs: tuple[str, ...], backend: str, device: str, p
 
     An INPUT is a puzzle string, a file in any format the model's task accepts (one puzzle per line,
     grids, official CSV, ARC JSON), or '-' for stdin; with no INPUT, piped stdin is read. Exit code 0
-    only if every input parsed; a bad input names its line and the others are still solved.
+    when every input parsed and was answered, 1 when some record was rejected (each is named with its
+    line; the others are still solved), 2 on a usage or deployment error.
     """
     from hrm.runtime import Session, load_deployment, summarize, summary_line
-    from hrm.runtime.inputs import TokenLines, read_inputs
+    from hrm.tasks.inputs import TokenLines, read_inputs
 
     err = stderr_console()
     if not inputs:
@@ -96,7 +96,7 @@ def main(deployment: Path, inputs: tuple[str, ...], backend: str, device: str, p
         click.echo(json.dumps({"summary": summary}))
     err.print(summary_line(summary), highlight=False, soft_wrap=True)
     if read.errors:
-        sys.exit(EXIT_BAD_INPUT)
+        sys.exit(EXIT_REJECTED)
 
 
 def format_result(r, task, trace: bool, color: bool) -> str:

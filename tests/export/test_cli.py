@@ -19,7 +19,7 @@ def _one_error_line(result, *fragments: str) -> str:
     assert result.exit_code != 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("hrm-export: error: ") and "Traceback" not in result.output
+    assert lines[0].startswith("error: ") and "Traceback" not in result.output
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
