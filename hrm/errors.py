@@ -45,6 +45,12 @@ class NumericsError(HRMError):
     """A state became NaN/Inf during the recurrence."""
 
 
+class InputError(HRMError, ValueError):
+    """A puzzle handed to the runtime is unusable (wrong dtype, shape, count, token or puzzle id); names it."""
+
+    exit_code = EXIT_REJECTED
+
+
 class ParseError(HRMError, ValueError):
     """A puzzle input is malformed. Names the source (file or '<stdin>'), the line and the problem."""
 

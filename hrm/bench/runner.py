@@ -602,6 +602,7 @@ def _scheduler_run(Scheduler: Any, session: Any, slots: int, halting: str, items
     futures = [sched.submit(p) for p in items]
     steps = sched.run_until_idle()
     elapsed = time.perf_counter() - t0
+    sched.stop()  # frees the session for the next Scheduler
     results = [f.result() for f in futures]
     segments = int(sum(r.segments for r in results))
     return {"puzzles": len(results), "elapsed_s": round(elapsed, 6),

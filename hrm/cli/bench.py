@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 
 from hrm.cli.common import handle_errors
+from hrm.errors import EXIT_REJECTED
 
 
 def _split(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
@@ -73,11 +74,18 @@ def _split(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="where exports are cached  [default: $HRM_BENCH_CACHE or ~/.cache/hrm-deploy/bench]")
 @click.option("--seed", type=int, default=0, show_default=True, help="puzzle (and random-model) seed")
+@click.option("--soak", type=click.IntRange(min=1), default=None,
+              help="instead of the benchmark: N puzzles from --soak-threads threads through one Scheduler (slots: "
+                   "the first --batch, default 64), every answer checked against solving it alone; throughput and "
+                   "resident memory at start/middle/end (hrm.bench.soak)")
+@click.option("--soak-threads", type=click.IntRange(min=1), default=4, show_default=True,
+              help="--soak: submitting threads")
 @handle_errors
 def main(path: Path | None, random_full: str | None, random_tiny: bool, devices: tuple[str, ...], backends: str,
          precisions: str | None, graph_ops: str, batches: tuple[int, ...], puzzles: int | None, segments_only: bool,
          halting: str, max_segments: int | None, threads: int | None, json_out: str | None, quick: bool,
-         time_limit: float | None, checkpoint: Path | None, build_engines: bool, cache_dir: Path | None, seed: int) -> None:
+         time_limit: float | None, checkpoint: Path | None, build_engines: bool, cache_dir: Path | None, seed: int,
+         soak: int | None, soak_threads: int) -> None:
     """Benchmark PATH (a deployment directory or a checkpoint) on every available backend and precision.
 
     Measures, side by side on the same weights: per-segment latency at each --batch, batch-1 solve
@@ -110,6 +118,27 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, devices:
 
     def log(msg: str) -> None:
         err.print(f"[dim]{time.perf_counter() - started:7.1f}s[/] {msg}", highlight=False, soft_wrap=True)
+
+    if soak is not None:  # a separate measurement: hrm.bench.soak
+        from hrm.bench.models import resolve_path
+        from hrm.bench.soak import SoakOptions, run_soak, summary
+
+        if path is None:
+            raise BenchError("--soak needs PATH (a deployment directory or a checkpoint)")
+        deploy_dir, _ = resolve_path(path, precision_list[:1], cache_dir, log=log)
+        doc = run_soak(deploy_dir, SoakOptions(soak, soak_threads, (batches or (64,))[0], halting=halting_list[-1],
+                                               device=devices[0], precision=precision_list[0], ort_threads=threads,
+                                               seed=seed), log=log)
+        doc["command"] = shlex.join(["hrm-bench", *sys.argv[1:]])
+        if json_out:
+            from hrm.io import write_text_atomic
+
+            write_text_atomic(json_out, json.dumps(doc, indent=1) + "\n")
+            _readable(Path(json_out))
+        click.echo(summary(doc))
+        if doc["mismatches"] or doc["errors"]:
+            raise SystemExit(EXIT_REJECTED)
+        return
 
     engine = None
     if build_engines:

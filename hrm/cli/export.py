@@ -122,9 +122,10 @@ def _emit(console: Any, report: Any, as_json: bool) -> None:
         console.print(_table(report))
         for name, v in (report.validation or {}).items():
             seg, chain = v["segment"], v["chain"]
+            gate = "" if chain.get("gated", True) else ", not gated" + ("" if chain["passed"] else ": [yellow]past it[/]")
             console.print(f"  {name}: composed segment max_rel {seg['max_rel']:.2e} (tol {seg['tolerance']:.1e}); "
-                          f"{chain['segments']} chained segments max_rel {chain['max_rel']:.2e} (tol {chain['tolerance']:.1e}), "
-                          f"argmax agreement {chain['prediction_agreement']:.1%}"
+                          f"{chain['segments']} chained segments max_rel {chain['max_rel']:.2e} (tol {chain['tolerance']:.1e}"
+                          f"{gate}), argmax agreement {chain['prediction_agreement']:.1%}"
                           + (" (before quantization)" if "quantization" in v else ""))
             if "quantization" in v:
                 q, d = v["quantization"], v["quantization"]["drift_vs_fp32"]
@@ -132,11 +133,15 @@ def _emit(console: Any, report: Any, as_json: bool) -> None:
                 console.print(f"  {name}: {n} int8 weights within half a step of fp32; after quantization, vs fp32: "
                               f"l_step max_rel {d['l_step']:.2e}, chain {d['chain']:.2e}, argmax agreement "
                               f"{d['chain_prediction_agreement']:.1%} (not gated; gate: hrm-parity --precision {name})")
-        state = "[green]validated[/]" if report.validation else "[yellow]not validated (--no-validate)[/]"
-        if report.validation and not report.passed:
-            state = "[red]VALIDATION FAILED[/]"
+        for note in report.notes:
+            console.print(f"  [yellow]note:[/] {note}", soft_wrap=True)
         flavour = "" if report.ops == "standard" else f"; {report.ops} graphs (ONNX Runtime only)"
-        console.print(f"{report.out_dir}: {state}; manifest {report.manifest_path.name}{flavour}")
+        if report.validation and not report.passed:
+            console.print(f"{report.out_dir}: [red]VALIDATION FAILED[/]: nothing was written (a deployment already "
+                          "there is unchanged)")
+        else:
+            state = "[green]validated[/]" if report.validation else "[yellow]not validated (--no-validate)[/]"
+            console.print(f"{report.out_dir}: {state}; manifest {report.manifest_path.name} written{flavour}")
 
 
 def _table(report: Any) -> Any:

@@ -22,7 +22,8 @@ from hrm.tasks.base import Puzzle, Task, Verdict
 from hrm.tasks.maze import MazeTask
 from hrm.tasks.sudoku import SudokuTask
 
-__all__ = ["Puzzle", "Verdict", "Task", "SudokuTask", "MazeTask", "ArcTask", "TASKS", "get_task", "task_from_metadata"]
+__all__ = ["Puzzle", "Verdict", "Task", "SudokuTask", "MazeTask", "ArcTask", "TASKS", "get_task", "task_from_metadata",
+           "check_task_fits"]
 
 #: name -> constructor taking the task's params as keywords
 TASKS: dict[str, Callable[..., Task]] = {"sudoku": SudokuTask, "maze": MazeTask, "arc": ArcTask}
@@ -64,6 +65,24 @@ def task_from_metadata(meta: Mapping[str, Any]) -> Task:
                 f"task metadata: field {key!r} is {meta[key]!r} but task {task.name!r} "
                 f"with params {dict(params)!r} has {built[key]!r}"
             )
+    return task
+
+
+def check_task_fits(meta: Mapping[str, Any], config: Any, where: str) -> Task:
+    """The task a checkpoint or manifest records must fit its model: the same ``seq_len`` and a
+    vocabulary the model has. A 9x9 Sudoku task (81 cells) on a seq-16 model would parse puzzles the
+    model cannot read, so it is refused here, where it is stored, naming both values."""
+    try:
+        task = task_from_metadata(meta)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    what = f"task {task.name} {task.params()}" if task.params() else f"task {task.name}"
+    if task.seq_len != config.seq_len:
+        raise ConfigError(f"{where}: {what} has seq_len {task.seq_len} but the model's config has seq_len "
+                          f"{config.seq_len}")
+    if task.vocab_size > config.vocab_size:
+        raise ConfigError(f"{where}: {what} has vocab_size {task.vocab_size} but the model's config has "
+                          f"vocab_size {config.vocab_size}")
     return task
 
 

@@ -198,7 +198,8 @@ class SudokuTask(Task):
             elif kind == "puzzle":
                 out.append(self._record(lambda: self._make(self._cells(content, source, lineno, 0), None, source,
                                                            lineno, {"format": "line"})))
-            elif kind == "row":
+            elif kind == "row" or (kind == "other" and i < len(lines) and self._kind(
+                    lines[i].split("#", 1)[0].strip()) == "row"):  # a grid whose first row is broken
                 grid = _Grid(lineno)
                 grid.add(self._grid_row(content, source, lineno, lineno))
             else:

@@ -1,0 +1,66 @@
+"""A checkpoint whose task does not fit its model (a 9x9 Sudoku task on a seq-16 model) is refused by
+the loader, hrm-ckpt convert and hrm-export, each naming both values; nothing is written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hrm.errors import CheckpointError
+
+NINE = {"name": "sudoku", "params": {"size": 9}}
+WORDS = "task sudoku {'size': 9} has seq_len 81 but the model's config has seq_len 16"
+
+
+@pytest.fixture
+def mismatched(tmp_path, tiny_cfg, tiny_tensors):
+    """Our format written around save_checkpoint's own check, as another tool (or an old one) could."""
+    from safetensors.numpy import save_file
+
+    from hrm.checkpoint import FORMAT, FORMAT_VERSION
+
+    path = tmp_path / "nine-on-four.safetensors"
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": tiny_cfg.to_json(), "task": json.dumps(NINE)}
+    save_file({k: np.ascontiguousarray(v, np.float32) for k, v in tiny_tensors.items()}, str(path), metadata=meta)
+    return path
+
+
+def test_loader_refuses(mismatched):
+    from hrm.checkpoint import load_checkpoint
+
+    with pytest.raises(CheckpointError, match=WORDS.replace("{", r"\{").replace("}", r"\}")):
+        load_checkpoint(mismatched)
+
+
+def test_save_refuses(tmp_path, tiny_cfg, tiny_tensors):
+    from hrm.checkpoint import save_checkpoint
+
+    with pytest.raises(CheckpointError, match="seq_len 81 but the model's config has seq_len 16"):
+        save_checkpoint(tmp_path / "x.safetensors", tiny_cfg, tiny_tensors, task=NINE)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ckpt_convert_refuses(tmp_path, official_ckpt_path):
+    from hrm.cli.ckpt import main
+
+    dst = tmp_path / "out.safetensors"
+    r = CliRunner().invoke(main, ["convert", str(official_ckpt_path), str(dst), "--task", "sudoku",
+                                  "--task-param", "size=9"])
+    assert r.exit_code == 2 and WORDS in r.stderr and "Traceback" not in r.output, r.output
+    assert not dst.exists()
+    ok = CliRunner().invoke(main, ["convert", str(official_ckpt_path), str(dst), "--task", "sudoku",
+                                   "--task-param", "size=4"])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_export_refuses(tmp_path, mismatched):
+    pytest.importorskip("onnx")
+    from hrm.cli.export import main
+
+    out = tmp_path / "deploy"
+    r = CliRunner().invoke(main, ["--checkpoint", str(mismatched), "--out", str(out), "--precision", "fp32"])
+    assert r.exit_code == 2 and WORDS in r.stderr and "Traceback" not in r.output, r.output
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["nine-on-four.safetensors"]
