@@ -192,8 +192,8 @@ def export_deployment(
                               ckpt.config.to_dict(), [p.name for p in chosen], opset, ops=ops)
         sources: dict[str, dict[str, Path]] = {}
         variants = _write_graphs(ckpt, chosen, kinds, opset, staging, external_data_threshold, timer, report, ops,
-                                 sources, prefix=target.prefix(""))
-        init = save_init(staging, ckpt.tensors, prefix=target.prefix(""))
+                                 sources, prefix=target.prefix)
+        init = save_init(staging, ckpt.tensors, prefix=target.prefix)
         if validate:
             _validate(ckpt, chosen, variants, staging, timer, report, validation_batch, chain_segments, provider, seed,
                       init, sources)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterator
 
 from hrm.errors import ExportError
-from hrm.io import LockHeld, exclusive_lock, publish_dir, remove_stale, staging_dir
+from hrm.io import LockHeld, exclusive_lock, publish_dir, remove_stale, staging_dir, umask_modes
 from hrm.manifest import FORMAT, MANIFEST_NAME
 
 _VERSION = re.compile(r"^v(\d+)$")
@@ -45,9 +45,10 @@ class Target:
     version: str  # "v3": the folder of this export's files
     existing: dict | None  # the manifest being replaced (raw JSON), None for a new deployment
 
-    def prefix(self, relative: str) -> str:
-        """The manifest path of a file of this export (``fp16/l_step.onnx`` -> ``v3/fp16/l_step.onnx``)."""
-        return f"{self.version}/{relative}"
+    @property
+    def prefix(self) -> str:
+        """What this export's manifest paths start with (``v3/``: ``v3/fp16/l_step.onnx``)."""
+        return f"{self.version}/"
 
     def refuse_source_inside(self, source: Path) -> None:
         """``--force`` never replaces a directory that holds the checkpoint being exported."""
@@ -64,6 +65,7 @@ class Target:
                 raise ExportError(f"{self.out_dir}: appeared while exporting (not by hrm-export: it holds no "
                                   "lock); nothing was replaced") from None
             return
+        umask_modes(self.stage)
         publish_dir(self.stage / self.version, self.out_dir / self.version)
         (self.stage / MANIFEST_NAME).replace(self.out_dir / MANIFEST_NAME)  # the switch: one rename
         shutil.rmtree(self.stage, ignore_errors=True)
@@ -95,15 +97,14 @@ def open_target(out_dir: Path, force: bool) -> Iterator[Target]:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"{out_dir}: cannot create the parent directory {parent} ({exc.strerror})") from None
-    try:
-        lock = exclusive_lock(parent / f".{out_dir.name}.lock")
-        lock.__enter__()
-    except LockHeld as exc:
-        raise ExportError(f"{out_dir}: another export is writing this deployment ({exc.holder}); wait for it "
-                          "or choose another --out") from None
-    except OSError as exc:
-        raise ExportError(f"{out_dir}: cannot write in {parent} ({exc.strerror})") from None
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive_lock(parent / f".{out_dir.name}.lock"))
+        except LockHeld as exc:
+            raise ExportError(f"{out_dir}: another export is writing this deployment ({exc.holder}); wait for it "
+                              "or choose another --out") from None
+        except OSError as exc:
+            raise ExportError(f"{out_dir}: cannot write in {parent} ({exc.strerror})") from None
         remove_stale(parent, f".{out_dir.name}{PARTIAL}")
         remove_stale(parent, f".{out_dir.name}.old-")  # (what exports before version folders left)
         existing = _check(out_dir, force)
@@ -115,13 +116,8 @@ def open_target(out_dir: Path, force: bool) -> Iterator[Target]:
                                 PARTIAL if existing is not None else f".{out_dir.name}{PARTIAL}")
         except OSError as exc:
             raise ExportError(f"{out_dir}: cannot write in {exc.filename or parent} ({exc.strerror})") from None
-        try:
-            yield Target(out_dir, stage, version, existing)
-        finally:
-            if stage.exists():
-                shutil.rmtree(stage, ignore_errors=True)
-    finally:
-        lock.__exit__(None, None, None)
+        stack.callback(shutil.rmtree, stage, ignore_errors=True)  # gone already once published
+        yield Target(out_dir, stage, version, existing)
 
 
 def _check(out_dir: Path, force: bool) -> dict | None:

@@ -131,7 +131,7 @@ def publish_dir(staging: str | os.PathLike, target: str | os.PathLike, replace: 
     ``target`` exists and is not empty without ``replace``: a concurrent writer got there first.
     """
     staging, target = Path(staging), Path(target)
-    _umask_modes(staging)
+    umask_modes(staging)
     aside = None
     if target.exists() or target.is_symlink():
         if replace:
@@ -152,7 +152,9 @@ def publish_dir(staging: str | os.PathLike, target: str | os.PathLike, replace: 
             shutil.rmtree(aside, ignore_errors=True)
 
 
-def _umask_modes(root: Path) -> None:
+def umask_modes(root: str | os.PathLike) -> None:
+    """Give ``root`` and everything under it the modes a plain ``open``/``mkdir`` would have (umask-based)."""
+    root = Path(root)
     umask = os.umask(0)
     os.umask(umask)
     for path in [root, *root.rglob("*")]:

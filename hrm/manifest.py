@@ -5,7 +5,7 @@ precision variant the graphs (file, sha256, I/O names/shapes/dtypes) and optiona
 Graph kinds are open-ended keys (``embed``, ``l_step``, ``h_step``, ``heads`` today; a fused
 ``segment`` later): readers ignore kinds they do not know. Each variant records its graph flavour
 (``ops``: ``standard`` | ``ort-contrib``); manifests written before the field existed are ``standard``,
-so the format version stays 1. Torch-free and numpy-free on purpose.
+so the format version stays 1. Torch-free; numpy only through the task check (hrm.tasks, lazily).
 
 What a reader can trust (checked by :func:`load_manifest`):
 

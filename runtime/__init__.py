@@ -20,5 +20,5 @@ from hrm.runtime.results import SolveResult, summarize, summary_line
 from hrm.runtime.scheduler import Scheduler, SchedulerClosed
 from hrm.runtime.session import Session
 
-__all__ = ["Deployment", "HALTING_MODES", "Request", "Scheduler", "SchedulerClosed", "SegmentLoop", "Session", "SolveResult",
-           "TensorSpec", "load_deployment", "summarize", "summary_line"]
+__all__ = ["Deployment", "HALTING_MODES", "Request", "Scheduler", "SchedulerClosed", "SegmentLoop", "Session",
+           "SolveResult", "TensorSpec", "load_deployment", "summarize", "summary_line"]

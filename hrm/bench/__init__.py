@@ -13,7 +13,8 @@ Modules: :mod:`.floor` (FLOPs / bytes per segment, measured device peaks, the fl
 (percentiles, summaries), :mod:`.targets` (the configurations and why one is skipped), :mod:`.torch_fast`
 (``torch.compile`` / CUDA-graph PyTorch references), :mod:`.runner` (the interleaved measurement),
 :mod:`.report` (tables), :mod:`.models` (random full-size models, checkpoint export cache), :mod:`.env`
-(machine, versions, threads).
+(machine, versions, threads), :mod:`.soak` (``--soak N``: a bounded soak of the Scheduler, every answer
+checked against solving it alone; its own JSON document, not ``hrm-bench/1``).
 
 The JSON document (``schema: hrm-bench/1``)::
 

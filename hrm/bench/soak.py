@@ -51,10 +51,12 @@ def resident_mb() -> float | None:
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
-def run_soak(deployment: str | Path, options: SoakOptions, log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+def run_soak(deployment: str | Path, options: SoakOptions,
+             log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
     """Run the soak (module doc); returns the JSON-ready report. ``mismatches == 0`` is the pass mark."""
     from hrm.runtime import Scheduler, Session, load_deployment
 
+    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     dep = load_deployment(deployment, precision=options.precision)
     session_options: dict[str, Any] = {}
     if options.backend == "ort" and options.ort_threads:
@@ -89,6 +91,7 @@ def run_soak(deployment: str | Path, options: SoakOptions, log: Callable[[str], 
             done[0] += 1
             if done[0] in marks:
                 samples.append((done[0], resident_mb()))
+                log(f"{done[0]:,} answered, {len(mismatches)} mismatches, resident {samples[-1][1]} MiB")
 
     def submitter(share: np.ndarray) -> None:
         in_flight: list[tuple[int, Any]] = []
@@ -116,6 +119,11 @@ def run_soak(deployment: str | Path, options: SoakOptions, log: Callable[[str], 
         seconds = time.perf_counter() - t0
     rss = dict(samples)
     middle = min(rss, key=lambda k: abs(k - options.n // 2)) if rss else None
+    from hrm.bench.env import environment, load_average  # after the samples: it may import torch
+
+    env = {**environment([options.device], options.ort_threads or 0),
+           "load_average_start": [round(x, 2) for x in load_start] if load_start else None,
+           "load_average_end": load_average()}
     return {
         "soak": {**asdict(options), "pool": len(pool)},
         "deployment": str(dep.root), "task": dep.task.name if dep.task is not None else None,
@@ -126,6 +134,7 @@ def run_soak(deployment: str | Path, options: SoakOptions, log: Callable[[str], 
         "resident_mb": {"start": rss_start, "middle": rss.get(middle) if middle else None,
                         "end": rss.get(max(rss)) if rss else None},
         "resident_mb_by_answers": [[k, v] for k, v in sorted(rss.items())],
+        "environment": env,
     }
 
 
@@ -156,5 +165,5 @@ def summary(doc: dict[str, Any]) -> str:
     rss = doc["resident_mb"]
     ok = "all identical to solving alone" if doc["mismatches"] == 0 and doc["errors"] == 0 else (
         f"{doc['mismatches']} MISMATCHES, {doc['errors']} errors")
-    return (f"soak: {doc['answered']:,} answers ({ok}); {doc['puzzles_per_s']:,} puzzles/s over {doc['seconds']:.1f} s; "
-            f"resident {rss['start']} -> {rss['middle']} -> {rss['end']} MiB (start, middle, end)")
+    return (f"soak: {doc['answered']:,} answers ({ok}); {doc['puzzles_per_s']:,} puzzles/s over "
+            f"{doc['seconds']:.1f} s; resident {rss['start']} -> {rss['middle']} -> {rss['end']} MiB (start, middle, end)")

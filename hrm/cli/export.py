@@ -51,7 +51,9 @@ from hrm.errors import HRMError
               help="TensorRT flavour; auto prefers tensorrt, else tensorrt_rtx (env HRM_TRT_FLAVOUR overrides auto).")
 @click.option("--rtx-compute-capability", "rtx_cc", multiple=True,
               help="TensorRT-RTX target, e.g. 8.9 or 12.0 or 'current' (repeatable; default: RTX's own targets).")
-@click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
+@click.option("--force", is_flag=True,
+              help="Replace the deployment at --out (only a deployment: never a folder that is not one, or that "
+                   "holds the checkpoint).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
 @click.option("--seq-len", type=click.IntRange(1), default=None,
               help="Official checkpoints: sequence length when no dataset.json is at hand (RoPE models).")
@@ -122,10 +124,11 @@ def _emit(console: Any, report: Any, as_json: bool) -> None:
         console.print(_table(report))
         for name, v in (report.validation or {}).items():
             seg, chain = v["segment"], v["chain"]
-            gate = "" if chain.get("gated", True) else ", not gated" + ("" if chain["passed"] else ": [yellow]past it[/]")
+            gate = "" if chain.get("gated", True) else (", not gated" + ("" if chain["passed"] else
+                                                                          ": [yellow]past it[/]"))
             console.print(f"  {name}: composed segment max_rel {seg['max_rel']:.2e} (tol {seg['tolerance']:.1e}); "
-                          f"{chain['segments']} chained segments max_rel {chain['max_rel']:.2e} (tol {chain['tolerance']:.1e}"
-                          f"{gate}), argmax agreement {chain['prediction_agreement']:.1%}"
+                          f"{chain['segments']} chained segments max_rel {chain['max_rel']:.2e} "
+                          f"(tol {chain['tolerance']:.1e}{gate}), argmax agreement {chain['prediction_agreement']:.1%}"
                           + (" (before quantization)" if "quantization" in v else ""))
             if "quantization" in v:
                 q, d = v["quantization"], v["quantization"]["drift_vs_fp32"]

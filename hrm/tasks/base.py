@@ -35,8 +35,8 @@ from hrm.errors import ParseError
 
 __all__ = [
     "Puzzle", "Verdict", "Task", "Record",
-    "read_text", "decode_text", "split_lines", "describe_char", "raise_first", "at_record", "as_tokens", "check_token_values",
-    "highlight_mask", "HIGHLIGHT_ANSI", "ANSI_RESET",
+    "read_text", "decode_text", "split_lines", "describe_char", "raise_first", "at_record", "as_tokens",
+    "check_token_values", "highlight_mask", "HIGHLIGHT_ANSI", "ANSI_RESET",
 ]
 
 #: ANSI SGR used for highlighted cells when ``color=True`` (bold, black on yellow).

@@ -15,6 +15,11 @@ Accepted text formats:
   not exactly ``size`` wide) are separators; inside one, an empty line is an error.
 * the official CSV (``source,q,a,rating`` header; ``q``/``a`` are ``size*size`` characters).
 
+Every maze (``size`` consecutive lines) and CSV row is a record (:meth:`MazeTask.parse_records`): one
+puzzle or one error at its first line. A maze with a bad row is read to its last row, so the next one
+starts where it should; a blank line inside a maze ends it. (An all-free first row that lost a character
+is whitespace of the wrong width, i.e. a separator: such a maze is reported from its second row.)
+
 Check (see :meth:`MazeTask.check`): walls, S and G unchanged; the ``o`` cells form one connected
 4-neighbour route from S to G with no stray cells; and the route is optimal (its length equals the
 BFS distance). Coordinates in messages are 1-based ``(row, column)``.

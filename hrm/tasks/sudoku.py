@@ -14,6 +14,11 @@ skipped, blank lines are skipped between puzzles):
 * grids of ``n`` lines of ``n`` cells as people type them (``5 3 . | . 7 . | . . .``), with
   separator lines made of ``-``, ``+``, ``=``, ``|``; a blank line inside a grid is an error
   (it almost always means a missing row).
+
+Every line, CSV row and grid is a record (:meth:`SudokuTask.parse_records`): one puzzle or one error at
+the line the record starts on. A line of ``n`` cells starts a grid (so does a broken line directly followed
+by grid rows); a grid ends after ``n`` rows, at a blank line (an error), or before a line that starts
+another record (a whole puzzle or a CSV row), which is then read as that record.
 """
 
 from __future__ import annotations

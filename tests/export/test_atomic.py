@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from hrm.export import api
@@ -75,6 +77,9 @@ def test_force_keeps_old_dir_until_new_one_is_complete(tmp_path, tiny_ckpt_path,
     assert set(load_manifest(out).variants) == {"fp32"}
     assert [p.name for p in tmp_path.iterdir()] == ["deploy"]
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "v1", "v2"]  # v1 kept for readers mid-load
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all(p.stat().st_mode & 0o777 == 0o666 & ~umask for p in out.rglob("*") if p.is_file())  # not 0600
 
 
 def test_cli_interrupt_message(tmp_path, tiny_ckpt_path, monkeypatch):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-import pytest
 
 from hrm.errors import ParseError
 from hrm.tasks import get_task
