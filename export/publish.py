@@ -15,15 +15,18 @@ graphs and initial states; the manifest names its files inside one version folde
 5. publishes: a new target is one rename of the staging folder; an existing deployment gets the new
    version folder renamed in, then ``manifest.json`` replaced in one rename. A reader that read the old
    manifest finds the old version's files whole (the previous version is kept until the next export;
-   older ones are deleted), a reader that read the new one finds the new files: never a mix.
+   older ones are deleted once they were superseded a minute ago), a reader that read the new one finds
+   the new files: never a mix.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -34,6 +37,8 @@ from hrm.manifest import FORMAT, MANIFEST_NAME
 
 _VERSION = re.compile(r"^v(\d+)$")
 PARTIAL = ".partial-"
+#: How long a superseded version folder stays for readers still loading it (the previous one always stays).
+GRACE_S = 60.0
 
 
 @dataclass
@@ -67,15 +72,20 @@ class Target:
             return
         umask_modes(self.stage)
         publish_dir(self.stage / self.version, self.out_dir / self.version)
+        os.utime(self.out_dir / self.version)  # its mtime says when it superseded the previous version
         (self.stage / MANIFEST_NAME).replace(self.out_dir / MANIFEST_NAME)  # the switch: one rename
         shutil.rmtree(self.stage, ignore_errors=True)
         self._drop_old_versions()
 
     def _drop_old_versions(self) -> None:
+        """Delete version folders that are neither this export's nor the previous one and were superseded
+        more than :data:`GRACE_S` ago: a reader that read an older manifest may still be opening its files."""
         previous = _version_of(self.existing or {})
-        keep = {self.version, previous}
-        for entry in self.out_dir.iterdir():
-            if _VERSION.match(entry.name) and entry.name not in keep and entry.is_dir() and not entry.is_symlink():
+        versions = sorted((int(m.group(1)), e) for e in self.out_dir.iterdir()
+                          if (m := _VERSION.match(e.name)) and e.is_dir() and not e.is_symlink())
+        now = time.time()
+        for (_, entry), (_, successor) in zip(versions, versions[1:]):
+            if entry.name not in (self.version, previous) and now - successor.stat().st_mtime >= GRACE_S:
                 shutil.rmtree(entry, ignore_errors=True)
         if previous is None:  # a deployment from before version folders: its files are not in one
             for rel in _listed_files(self.existing or {}):
