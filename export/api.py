@@ -2,15 +2,14 @@
 
 Stages (each reported through ``progress``): load the checkpoint -> build and write the graphs (+ the
 initial states) -> check them (onnx.checker, shape inference) -> validate against PyTorch -> build
-TensorRT engines -> write ``manifest.json`` last. Everything is written into a staging directory
-beside ``out_dir`` and renamed into place at the end, so an interrupted or failed export leaves no
-half-written file under ``out_dir`` (with ``force`` the old directory is swapped out only after the new
-one is complete).
+TensorRT engines -> write ``manifest.json`` last. The target is locked, checked and staged by
+:mod:`hrm.export.publish`: everything is written into a staging folder and published in one rename at
+the end, so an interrupted or failed export leaves nothing under ``out_dir`` (an existing deployment
+stays whole and in use until the new one replaces it).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -21,11 +20,12 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 import hrm
-from hrm.checkpoint import Checkpoint, load_checkpoint
-from hrm.errors import ExportError
+from hrm.checkpoint import Checkpoint, check_task, load_checkpoint
+from hrm.errors import EXIT_REJECTED, ExportError
 from hrm.export.engine import EngineOptions, build_engine, import_tensorrt
 from hrm.export.graphs import DEFAULT_OPSET, STEP_GRAPHS, build_graph, check_opset, check_ops, graph_io
 from hrm.export.precision import Precision, parse_precisions
+from hrm.export.publish import open_target
 from hrm.export.quantize import quantize_graph
 from hrm.export.writer import EXTERNAL_DATA_THRESHOLD, check_graph, save_graph, save_init
 from hrm.identifiers import PuzzleIdentifiers, select_rows, select_tasks, write_deployment_identifiers
@@ -34,7 +34,10 @@ from hrm.manifest import DEFAULT_OPS, STANDARD, Manifest, Variant, run_refusal
 
 
 class ValidationFailed(ExportError):
-    """The exported graphs do not match the PyTorch reference within tolerance; ``report`` has the details."""
+    """The exported graphs do not match the PyTorch reference within tolerance; ``report`` has the details.
+    Nothing was written (an existing deployment at the target is unchanged)."""
+
+    exit_code = EXIT_REJECTED
 
     def __init__(self, message: str, report: "ExportReport") -> None:
         super().__init__(message)
@@ -95,13 +98,20 @@ class ExportReport:
 
     @property
     def passed(self) -> bool:
-        """True when validation ran and every check passed (None-free), or validation was skipped."""
+        """True when validation ran and every gated check passed, or validation was skipped."""
         return self.validation is None or all(v["passed"] for v in self.validation.values())
+
+    @property
+    def notes(self) -> list[str]:
+        """Checks past their bound that are reported, not gated (low-precision drift of the recurrence)."""
+        from hrm.export.validate import drift_notes
+
+        return [n for p, v in (self.validation or {}).items() for n in drift_notes(v, p, str(self.out_dir))]
 
     def to_dict(self) -> dict[str, Any]:
         return {"out_dir": str(self.out_dir), "manifest": str(self.manifest_path), "source": self.source,
                 "config": self.config, "precisions": self.precisions, "opset": self.opset, "ops": self.ops,
-                "passed": self.passed,
+                "passed": self.passed, "notes": self.notes,
                 "graphs": [asdict(g) for g in self.graphs], "validation": self.validation, "engine": self.engine,
                 "identifiers": self.identifiers, "seconds": self.seconds}
 
@@ -119,56 +129,6 @@ def library_versions() -> dict[str, str | None]:
             if key != "onnxruntime_gpu":
                 out[key] = None
     return out
-
-
-# ---- the target directory ------------------------------------------------------------------------
-
-def check_target(out_dir: Path, force: bool) -> None:
-    """Refuse a non-empty ``out_dir`` without ``force`` and an unwritable location, before any work."""
-    if out_dir.exists() or out_dir.is_symlink():
-        if not out_dir.is_dir():
-            raise ExportError(f"{out_dir}: exists and is not a directory")
-        if any(out_dir.iterdir()) and not force:
-            raise ExportError(f"{out_dir}: directory exists and is not empty; pass --force to replace it")
-    parent = out_dir.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportError(f"{out_dir}: cannot create the parent directory {parent} ({exc.strerror})") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ExportError(f"{out_dir}: cannot write in {parent} (permission denied)")
-
-
-def _staging(out_dir: Path) -> Path:
-    try:
-        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    except OSError as exc:
-        raise ExportError(f"{out_dir}: cannot write in {out_dir.parent} ({exc.strerror})") from None
-
-
-def _umask_permissions(root: Path) -> None:
-    """mkdtemp/mkstemp create 0700/0600 entries; give the deployment the usual umask-based modes so a
-    service user can read it."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in [root, *root.rglob("*")]:
-        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
-
-
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Rename the finished staging directory to ``out_dir``; an existing one is swapped out first."""
-    _umask_permissions(staging)
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        os.rename(out_dir, old / out_dir.name)
-        try:
-            os.rename(staging, out_dir)
-        except BaseException:
-            os.rename(old / out_dir.name, out_dir)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(staging, out_dir)
 
 
 # ---- the export ----------------------------------------------------------------------------------
@@ -222,41 +182,42 @@ def export_deployment(
     ops = check_ops(ops)
     if engine is not None and all(run_refusal(p.name, ops, "trt", "cuda") for p in chosen):
         raise ExportError(f"--engine: {run_refusal(chosen[0].name, ops, 'trt', 'cuda')}")
-    check_target(out_dir, force)
-    if engine is not None:
-        engine.validate()
-    trt = import_tensorrt(engine.flavour) if engine is not None else None  # fail before any long work
-    if validate:
-        _check_validation_deps()
-        from hrm.export.sessions import resolve_provider
+    with open_target(out_dir, force) as target:  # locked, checked and staged before any long work
+        if engine is not None:
+            engine.validate()
+        trt = import_tensorrt(engine.flavour) if engine is not None else None  # fail before any long work
+        if validate:
+            _check_validation_deps()
+            from hrm.export.sessions import resolve_provider
 
-        provider = resolve_provider(provider)  # type: ignore[arg-type]
-    timer = _Timer(emit)
+            provider = resolve_provider(provider)  # type: ignore[arg-type]
+        timer = _Timer(emit)
 
-    with timer("load", "loading checkpoint"):
-        ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(
-            checkpoint, seq_len=seq_len, dataset_json=dataset_json, task=task)
-        for line in ckpt.notes():
-            timer.note(line)
-        timer.note(f"{ckpt.format} checkpoint {ckpt.source.name}: {ckpt.num_parameters:,} parameters, "
-                   f"seq_len {ckpt.config.seq_len}, vocab {ckpt.config.vocab_size}")
-        ckpt, names, rows, id_report = _identifiers(ckpt, identifiers, tasks, timer)
-    kinds = (*STEP_GRAPHS, "segment") if segment else STEP_GRAPHS
-    staging = _staging(out_dir)
-    try:
+        with timer("load", "loading checkpoint"):
+            ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(
+                checkpoint, seq_len=seq_len, dataset_json=dataset_json, task=task)
+            check_task(ckpt.task, ckpt.config, ckpt.source)
+            target.refuse_source_inside(Path(ckpt.source))
+            for line in ckpt.notes():
+                timer.note(line)
+            timer.note(f"{ckpt.format} checkpoint {ckpt.source.name}: {ckpt.num_parameters:,} parameters, "
+                       f"seq_len {ckpt.config.seq_len}, vocab {ckpt.config.vocab_size}")
+            ckpt, names, rows, id_report = _identifiers(ckpt, identifiers, tasks, timer)
+        kinds = (*STEP_GRAPHS, "segment") if segment else STEP_GRAPHS
+        staging = target.stage
         report = ExportReport(out_dir, out_dir / "manifest.json", ckpt.provenance(), ckpt.config.to_dict(),
                               [p.name for p in chosen], opset, ops=ops)
         sources: dict[str, dict[str, Path]] = {}
         variants = _write_graphs(ckpt, chosen, kinds, opset, staging, external_data_threshold, timer, report, ops,
-                                 sources)
-        init = save_init(staging, ckpt.tensors)
+                                 sources, prefix=target.prefix)
+        init = save_init(staging, ckpt.tensors, prefix=target.prefix)
         id_entry = None
         if names is not None:
-            id_entry = write_deployment_identifiers(staging, names, rows, id_report["source"])
+            id_entry = write_deployment_identifiers(staging, names, rows, id_report["source"], prefix=target.prefix)
             report.identifiers = id_report
         if validate:
             _validate(ckpt, chosen, variants, staging, timer, report, validation_batch, chain_segments, provider, seed,
-                      sources)
+                      init, sources)
         for name in sources:
             shutil.rmtree(staging / f".source-{name}")
         if trt is not None and engine is not None:
@@ -269,10 +230,7 @@ def export_deployment(
             Manifest(config=ckpt.config, task=ckpt.task, variants=variants, init=init, source=report.source,
                      exporter=exporter, default_halting="act", root=staging,
                      halt_rule=ckpt.config.halt_rule, identifiers=id_entry).save()
-            _publish(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            target.publish()
     report.seconds.update(timer.seconds)
     report.seconds["total"] = round(sum(timer.seconds.values()), 3)
     return report
@@ -348,9 +306,10 @@ def _task_ids(tasks: str | Path | Sequence[str]) -> list[str]:
 
 def _write_graphs(ckpt: Checkpoint, chosen: Sequence[Precision], kinds: Sequence[str], opset: int, staging: Path,
                   threshold: int, timer: "_Timer", report: ExportReport, ops: str = DEFAULT_OPS,
-                  sources: dict[str, dict[str, Path]] | None = None) -> dict[str, Variant]:
-    """Build, save and check every graph; for a quantized precision its pre-quantization graphs go to
-    ``staging/.source-<precision>/`` (recorded in ``sources``; validated, then removed before publishing)."""
+                  sources: dict[str, dict[str, Path]] | None = None, prefix: str = "") -> dict[str, Variant]:
+    """Build, save and check every graph (as ``staging/<prefix><precision>/<kind>.onnx``); for a quantized
+    precision its pre-quantization graphs go to ``staging/.source-<precision>/`` (recorded in ``sources``;
+    validated, then removed before publishing)."""
     variants: dict[str, Variant] = {}
     tensors = {k: np.asarray(v, dtype=np.float32) for k, v in ckpt.tensors.items()}
     ops_note = "" if ops == STANDARD else f", ops {ops}"
@@ -365,7 +324,7 @@ def _write_graphs(ckpt: Checkpoint, chosen: Sequence[Precision], kinds: Sequence
                     if sources is not None:
                         sources.setdefault(p.name, {})[kind] = staging / src.file
                     model = quantize_graph(model, kind)
-                entry = save_graph(model, staging, f"{p.name}/{kind}.onnx", kind, ins, outs, threshold)
+                entry = save_graph(model, staging, f"{prefix}{p.name}/{kind}.onnx", kind, ins, outs, threshold)
                 del model
                 check_graph(staging / entry.file, outs)
                 size = (staging / entry.file).stat().st_size
@@ -380,15 +339,16 @@ def _write_graphs(ckpt: Checkpoint, chosen: Sequence[Precision], kinds: Sequence
 
 def _validate(ckpt: Checkpoint, chosen: Sequence[Precision], variants: Mapping[str, Variant], staging: Path,
               timer: "_Timer", report: ExportReport, batch: int, chain_segments: int, provider: str, seed: int,
-              sources: Mapping[str, Mapping[str, Path]] | None = None) -> None:
-    from hrm.export.validate import ValidationInputs, failures, validate_quantized, validate_variant
+              init_files: Mapping[str, Mapping[str, str]], sources: Mapping[str, Mapping[str, Path]] | None = None
+              ) -> None:
+    from hrm.export.validate import ValidationInputs, drift_notes, failures, validate_quantized, validate_variant
     from hrm.model import HRM
 
     report.validation = {}
     with timer("validate", f"validating against PyTorch ({provider})"):
         model = HRM.from_checkpoint(ckpt)
         data = ValidationInputs.make(ckpt.config, ckpt.task, batch=batch, seed=seed)
-        init = tuple(np.load(staging / f"init/{k}.npy") for k in ("H_init", "L_init"))
+        init = tuple(np.load(staging / init_files[k]["file"]) for k in ("H_init", "L_init"))
         workdir = Path(tempfile.mkdtemp(prefix=".validate-", dir=staging))
         try:
             for p in chosen:
@@ -406,10 +366,13 @@ def _validate(ckpt: Checkpoint, chosen: Sequence[Precision], variants: Mapping[s
                         row.max_abs, row.max_rel, row.tolerance, row.passed = (g["max_abs"], g["max_rel"],
                                                                               g["tolerance"], g["passed"])
                 seg = result["segment"]
+                chain = result["chain"]
                 timer.note(f"{p.name}: {'passed' if result['passed'] else 'FAILED'}; composed segment max_rel "
-                           f"{seg['max_rel']:.2e} (tol {seg['tolerance']:.1e}), {result['chain']['segments']} chained "
-                           f"segments max_rel {result['chain']['max_rel']:.2e}"
+                           f"{seg['max_rel']:.2e} (tol {seg['tolerance']:.1e}), {chain['segments']} chained "
+                           f"segments max_rel {chain['max_rel']:.2e}" + ("" if chain["gated"] else " (not gated)")
                            + (" (graphs before quantization)" if p.quantized else ""))
+                for note in drift_notes(result, p.name, str(report.out_dir)):
+                    timer.note(note)
                 if "quantization" in result:
                     qz = result["quantization"]
                     d = qz["drift_vs_fp32"]
@@ -423,7 +386,8 @@ def _validate(ckpt: Checkpoint, chosen: Sequence[Precision], variants: Mapping[s
     bad = [f"{p}: {line}" for p, r in report.validation.items() for line in failures(r)]
     if bad:
         report.seconds.update(timer.seconds)
-        raise ValidationFailed("validation failed: " + "; ".join(bad), report)
+        raise ValidationFailed("validation failed: " + "; ".join(bad) + f"; nothing was written to {report.out_dir}",
+                               report)
 
 
 def _engines(trt: Any, options: EngineOptions, chosen: Sequence[Precision], variants: Mapping[str, Variant],

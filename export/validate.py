@@ -196,7 +196,9 @@ def _validate(model: Any, graph_files: Mapping[str, Path], precision: Precision,
                                             precision.segment_tolerance), {"inputs": len(feeds.segment)})
     chain_runner = ComposedOnnxRunner(sessions, CHAIN, model.config, precision, init=init, segments=chain_segments)
     chain = _chain(chain_runner, model, precision, feeds.chain)
-    passed = all(g["passed"] for g in graphs.values()) and segment["passed"] and chain["passed"]
+    chain["gated"] = precision.gates_chain
+    passed = (all(g["passed"] for g in graphs.values()) and segment["passed"]
+              and (chain["passed"] or not precision.gates_chain))
     return {
         "passed": passed,
         "metric": METRIC,
@@ -234,6 +236,8 @@ def _chain(onnx_runner: Any, model: Any, precision: Precision, feeds: list[dict]
         outputs = [dict(iters[0].items()) for _name, iters in results.items()]
         drift = {k: (normwise(outputs[1][k], outputs[2][k], 0.0).max_rel if len(outputs) > 2 else 0.0)
                  for k in outputs[1]}
+        export_drift = {k: (normwise(outputs[0][k], outputs[2][k], 0.0).max_rel if len(outputs) > 2 else 0.0)
+                        for k in outputs[0]}
         tolerance = {k: max(precision.chain_tolerance, 2.0 * d) for k, d in drift.items()}
         stats = summarize(Comparator.compare_accuracy(results, comparisons=[(0, 1)],
                                                       compare_func=NormwiseCompare(tolerance)))
@@ -241,7 +245,7 @@ def _chain(onnx_runner: Any, model: Any, precision: Precision, feeds: list[dict]
     a, b = (np.asarray(o[last], dtype=np.float32) for o in outputs[:2])
     return _entry(stats, {"segments": segments, "prediction_agreement": float(np.mean(a.argmax(-1) == b.argmax(-1))),
                           "tolerance_rule": f"max({precision.chain_tolerance:.3g}, 2 x reference drift)",
-                          "reference_drift": drift})
+                          "reference_drift": drift, "export_drift": export_drift})
 
 
 def _reference(precision: Precision) -> str:
@@ -251,15 +255,31 @@ def _reference(precision: Precision) -> str:
 
 
 def failures(report: Mapping[str, Any]) -> list[str]:
-    """Human-readable lines for every failed check of one variant's report."""
+    """Human-readable lines for every failed gated check of one variant's report (what refuses an export)."""
     out = []
     for kind, g in report.get("graphs", {}).items():
         if not g["passed"]:
             out.append(f"{kind}: max_rel {g['max_rel']:.3g} > tolerance {g['tolerance']:.3g}")
     for name in ("segment", "chain"):
         s = report.get(name)
-        if s and not s["passed"]:
+        if s and not s["passed"] and s.get("gated", True):
             out.append(f"{name}: max_rel {s['max_rel']:.3g} > tolerance {s['tolerance']:.3g}")
     for kind, w in report.get("quantization", {}).get("weights", {}).items():
         out.extend(f"{kind} int8 weights: {line}" for line in w["problems"] or ([] if w["passed"] else ["none"]))
     return out
+
+
+def drift_notes(report: Mapping[str, Any], precision: str, deployment: str = "DEPLOYMENT") -> list[str]:
+    """Lines for checks past their bound that are reported, not gated: the chained segments of a
+    low-precision variant (drift of a recurrence in that dtype; task accuracy is hrm-parity's gate)."""
+    c = report.get("chain")
+    if not c or c["passed"] or c.get("gated", True):
+        return []
+    ref = max(c.get("reference_drift", {}).values(), default=0.0)
+    exp = max(c.get("export_drift", {}).values(), default=float("nan"))
+    return [f"{precision}: {c['segments']} chained segments differ from PyTorch-{precision} by max_rel "
+            f"{c['max_rel']:.3g} > {c['tolerance']:.3g} ({c['tolerance_rule']}); from PyTorch-fp32 the export "
+            f"drifts {exp:.3g} and PyTorch-{precision} itself {ref:.3g}, argmax agreement "
+            f"{c['prediction_agreement']:.1%}. Low-precision drift of the recurrence, not a broken graph (every "
+            f"step graph and the composed segment passed): reported, not gated; check task accuracy with "
+            f"hrm-parity {deployment} --precision {precision}"]

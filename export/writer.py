@@ -65,11 +65,11 @@ def check_graph(path: Path, outputs: list[GraphTensor]) -> None:
                               f"expected {list(spec.shape)} type {spec.elem_type}")
 
 
-def save_init(root: Path, tensors: dict[str, np.ndarray]) -> dict[str, dict[str, str]]:
-    """``init/H_init.npy`` and ``init/L_init.npy`` (fp32 [hidden]); returns the manifest's ``init`` block."""
+def save_init(root: Path, tensors: dict[str, np.ndarray], prefix: str = "") -> dict[str, dict[str, str]]:
+    """``<prefix>init/H_init.npy`` and ``L_init.npy`` (fp32 [hidden]); returns the manifest's ``init`` block."""
     out = {}
     for key in ("H_init", "L_init"):
-        rel = f"init/{key}.npy"
+        rel = f"{prefix}init/{key}.npy"
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:

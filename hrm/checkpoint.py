@@ -104,6 +104,18 @@ def check_tensors(config: HRMConfig, tensors: Mapping[str, Any], source: str | P
         raise CheckpointError(f"{source}: checkpoint does not match its config: " + "; ".join(problems))
 
 
+def check_task(task: Mapping[str, Any] | None, config: HRMConfig, source: str | Path) -> None:
+    """Refuse task metadata that does not fit the model (``hrm.tasks.check_task_fits``), naming both values."""
+    if task is None:
+        return
+    from hrm.tasks import check_task_fits
+
+    try:
+        check_task_fits(task, config, str(source))
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
 def strip_official_prefixes(state: Mapping[str, Any]) -> dict[str, Any]:
     """``_orig_mod.model.inner.H_init`` -> ``H_init`` (torch.compile + loss-head + ACT wrappers)."""
     out = {}
@@ -136,6 +148,7 @@ def save_checkpoint(path: str | Path, config: HRMConfig, tensors: Mapping[str, n
         raise ValueError(f"dtype must be fp32 or fp16, got {dtype!r}")
     config.validate()
     check_tensors(config, tensors, path)
+    check_task(task, config, path)
     store = np.float16 if dtype == "fp16" else np.float32
     arrays = {k: np.ascontiguousarray(np.asarray(v, dtype=np.float32 if k in ("H_init", "L_init") else store))
               for k, v in tensors.items()}
@@ -148,7 +161,7 @@ def save_checkpoint(path: str | Path, config: HRMConfig, tensors: Mapping[str, n
 
 
 def _load_ours(path: Path, given_task: Mapping[str, Any] | None = None) -> Checkpoint:
-    from hrm.tasks.infer import describe_task, task_mismatch
+    from hrm.tasks import describe_task, task_mismatch
     from safetensors import safe_open
 
     try:
@@ -180,6 +193,8 @@ def _load_ours(path: Path, given_task: Mapping[str, Any] | None = None) -> Check
         inferred = (f"task {describe_task(given_task)} (--task)"
                     + (f", replacing the recorded {describe_task(task)}" if task else ""),)
         task = dict(given_task)
+    else:
+        check_task(task, config, path)
     return Checkpoint(config, tensors, task, path, sha256_file(path), "hrm", inferred=inferred)
 
 

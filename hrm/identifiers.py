@@ -148,19 +148,22 @@ def select_rows(checkpoint: Any, rows: np.ndarray) -> Any:
 # ---- the deployment's copy -----------------------------------------------------------------------
 
 def write_deployment_identifiers(root: Path, identifiers: PuzzleIdentifiers, rows: np.ndarray | None,
-                                 source: Mapping[str, Any]) -> dict[str, Any]:
-    """Write ``identifiers.json`` (+ ``identifier_rows.npy`` when pruned) under ``root``; returns the
-    manifest's ``puzzle_identifiers`` block (files with sha256, counts, where the names came from)."""
-    path = root / IDENTIFIERS_FILE
+                                 source: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Write ``<prefix>identifiers.json`` (+ ``identifier_rows.npy`` when pruned) under ``root`` (the
+    export's version folder, like the graphs); returns the manifest's ``puzzle_identifiers`` block (files
+    with sha256, counts, where the names came from)."""
+    rel = prefix + IDENTIFIERS_FILE
+    path = root / rel
     write_text_atomic(path, identifiers.to_json())
-    entry: dict[str, Any] = {"file": IDENTIFIERS_FILE, "sha256": sha256_file(path), "count": len(identifiers),
+    entry: dict[str, Any] = {"file": rel, "sha256": sha256_file(path), "count": len(identifiers),
                              "tasks": len(identifiers.by_task), "rows": None, "source": dict(source)}
     if rows is not None:
-        rpath = root / ROWS_FILE
+        rrel = prefix + ROWS_FILE
+        rpath = root / rrel
         with atomic_path(rpath) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, np.asarray(rows, dtype=np.int64))
-        entry["rows"] = {"file": ROWS_FILE, "sha256": sha256_file(rpath)}
+        entry["rows"] = {"file": rrel, "sha256": sha256_file(rpath)}
     return entry
 
 

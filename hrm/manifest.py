@@ -8,14 +8,34 @@ a segment is :func:`segment_schedule`, the one definition the exporter's fused g
 every backend follow. Which backend and device may run a variant is one table here too
 (:func:`run_refusal`, applied by :meth:`Manifest.resolve`). Each variant records its graph ops (``ops``:
 ``standard`` | ``ort-contrib``); manifests written before the field existed are ``standard``, so the
-format version stays 1. Torch-free and numpy-free on purpose.
+format version stays 1. Torch-free; numpy only through the task check (hrm.tasks, lazily).
+
+What a reader can trust (checked by :func:`load_manifest`):
+
+* every field has the type the schema says; a wrong one is a one-line :class:`ManifestError` naming
+  the key (``[variants.fp16.graphs.embed.file]``);
+* ``digest`` is the sha256 of the canonical JSON of everything else (:func:`digest_of`), so the
+  config, recurrence counts, task, vocabulary, source and puzzle identifiers cannot be edited apart
+  from the graphs: a changed value is refused (re-export; tools that rewrite a manifest on purpose
+  call :func:`seal`);
+* every file path (graphs, engines, initial states, puzzle identifiers) is relative and resolves
+  inside the deployment directory (no absolute paths, no ``..``, no symlink leading out), and every
+  file's sha256 matches. The ``source`` block is provenance, not a deployment file: the ``torch``
+  backend reads ``source.path`` only after checking its sha256 against ``source.sha256``.
+
+An exporter writes its files into a fresh version folder (``v<N>/``) and replaces ``manifest.json``
+last, in one rename (:mod:`hrm.export.publish`): a reader that read a manifest finds exactly the files
+it names. If verifying fails because a newer export replaced the manifest meanwhile, the load is
+retried on the new one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Callable
 
 from hrm.config import HRMConfig
@@ -209,25 +229,11 @@ class Manifest:
         return self.variants[precision]
 
     def path(self, relative: str) -> Path:
-        return self.root / relative
+        """``relative`` under the deployment directory; refuses a path that would leave it."""
+        return inside(self.root, relative, self.root / MANIFEST_NAME)
 
-    # ---- (de)serialisation ---------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
-                "task": self.task, "recurrence": self.recurrence, "source": self.source,
-                "exporter": self.exporter, "init": self.init,
-                **({"puzzle_identifiers": self.identifiers} if self.identifiers else {}),
-                "variants": {k: v.to_dict() for k, v in self.variants.items()}}
-
-    def save(self, root: str | Path | None = None) -> Path:
-        """Write ``manifest.json`` atomically (the last file an export writes: its presence means done)."""
-        root = Path(root) if root is not None else self.root
-        path = root / MANIFEST_NAME
-        write_text_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
-        return path
-
-    def verify_files(self, precision: str | None = None, engines: bool = False) -> None:
-        """Re-hash the files the runtime will read; a changed byte raises ManifestError naming the file."""
+    def files(self, precision: str | None = None, engines: bool = True) -> list[tuple[str, str]]:
+        """(relative path, sha256) of every file the manifest names (of ``precision`` only, if given)."""
         files: list[tuple[str, str]] = [(e["file"], e["sha256"]) for e in self.init.values()]
         if self.identifiers:
             files += [(e["file"], e["sha256"]) for e in (self.identifiers, self.identifiers.get("rows")) if e]
@@ -240,7 +246,27 @@ class Manifest:
                     files.append((g.external_data["file"], g.external_data["sha256"]))
             if engines:
                 files.extend((e.file, e.sha256) for e in var.engines.values())
-        for rel, want in files:
+        return files
+
+    # ---- (de)serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document, sealed with its ``digest``."""
+        return seal({"format": FORMAT, "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
+                     "task": self.task, "recurrence": self.recurrence, "source": self.source,
+                     "exporter": self.exporter, "init": self.init,
+                     **({"puzzle_identifiers": self.identifiers} if self.identifiers else {}),
+                     "variants": {k: v.to_dict() for k, v in self.variants.items()}})
+
+    def save(self, root: str | Path | None = None) -> Path:
+        """Write ``manifest.json`` atomically (the last file an export writes: its presence means done)."""
+        root = Path(root) if root is not None else self.root
+        path = root / MANIFEST_NAME
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+        return path
+
+    def verify_files(self, precision: str | None = None, engines: bool = False) -> None:
+        """Re-hash the files the runtime will read; a changed byte raises ManifestError naming the file."""
+        for rel, want in self.files(precision, engines):
             path = self.path(rel)
             if not path.is_file():
                 raise ManifestError(f"{path}: listed in {self.root / MANIFEST_NAME} but missing")
@@ -250,98 +276,250 @@ class Manifest:
                                     "(file changed after export; re-export)")
 
 
-def _require(d: dict[str, Any], key: str, where: str) -> Any:
-    if not isinstance(d, dict) or key not in d:
-        raise ManifestError(f"{where}: required key '{key}' is missing")
-    return d[key]
+DIGEST_KEY = "digest"
+
+
+def digest_of(document: dict[str, Any]) -> str:
+    """``sha256:<hex>`` of the canonical JSON (sorted keys, no spaces) of everything but ``digest``."""
+    body = {k: v for k, v in document.items() if k != DIGEST_KEY}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+    return "sha256:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def seal(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with its ``digest`` (re)computed: what :meth:`Manifest.save` writes. Only for tools
+    that rewrite a manifest on purpose; an edit by hand is exactly what the digest is there to catch."""
+    out = {k: v for k, v in document.items() if k != DIGEST_KEY}
+    out[DIGEST_KEY] = digest_of(out)
+    return out
+
+
+def inside(root: Path, relative: Any, where: Any) -> Path:
+    """``root / relative`` when ``relative`` is a relative path that stays inside ``root`` once
+    symlinks are resolved; otherwise a ManifestError naming the path (a manifest must not make the
+    runtime read, hash or run files outside its deployment directory)."""
+    if not isinstance(relative, str) or not relative:
+        raise ManifestError(f"{where}: file path {relative!r} is not a non-empty string")
+    posix, windows = PurePosixPath(relative), PureWindowsPath(relative)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive:
+        raise ManifestError(f"{where}: file path {relative!r} is absolute; a deployment names its files "
+                            "relative to its directory")
+    if ".." in posix.parts or ".." in windows.parts:
+        raise ManifestError(f"{where}: file path {relative!r} contains '..'; a deployment's files stay "
+                            "inside its directory")
+    path = root / relative
+    real_root = root.resolve()
+    if not path.resolve().is_relative_to(real_root):
+        raise ManifestError(f"{where}: file path {relative!r} leads outside the deployment directory "
+                            f"{real_root} (through a symlink)")
+    return path
+
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_JSON_TYPES = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+               float: "a number", type(None): "null"}
+
+
+class _Reader:
+    """Typed access to the raw JSON: each wrong value is one ManifestError naming its key path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def error(self, key: str, message: str) -> ManifestError:
+        return ManifestError(f"{self.path} [{key}]: {message}" if key else f"{self.path}: {message}")
+
+    def get(self, obj: dict[str, Any], key: str, path: str, kind: type | tuple[type, ...],
+            required: bool = True, default: Any = None) -> Any:
+        where = f"{path}.{key}" if path else key
+        if key not in obj:
+            if required:
+                raise self.error(where, f"required key '{key}' is missing")
+            return default
+        return self.check(obj[key], where, kind)
+
+    def check(self, value: Any, where: str, kind: type | tuple[type, ...]) -> Any:
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            want = " or ".join(_JSON_TYPES.get(k, k.__name__) for k in kinds)
+            found = _JSON_TYPES.get(type(value), type(value).__name__)
+            raise self.error(where, f"expected {want}, found {found}")
+        return value
+
+    def known(self, obj: dict[str, Any], key: str, path: str, known: tuple[str, ...], default: str) -> str:
+        """A value from a closed list (a key absent from older manifests is read with its old default)."""
+        value = self.get(obj, key, path, str, required=False, default=default)
+        if value not in known:
+            raise self.error(path, f"'{key}' is {value!r}; this hrm-deploy knows {list(known)} "
+                                   "(exported by a newer hrm-deploy? upgrade, or re-export)")
+        return value
+
+    def sha(self, obj: dict[str, Any], key: str, path: str) -> str:
+        value = self.get(obj, key, path, str)
+        if not _HEX64.match(value):
+            raise self.error(f"{path}.{key}", f"expected a sha256 (64 hex digits), found {value[:20]!r}")
+        return value
+
+    def file(self, obj: dict[str, Any], path: str, root: Path) -> tuple[str, str]:
+        rel = self.get(obj, "file", path, str)
+        inside(root, rel, f"{self.path} [{path}.file]")
+        return rel, self.sha(obj, "sha256", path)
+
+    def tensors(self, obj: dict[str, Any], key: str, path: str) -> list[dict[str, Any]]:
+        out = self.get(obj, key, path, list)
+        for i, t in enumerate(out):
+            where = f"{path}.{key}[{i}]"
+            self.check(t, where, dict)
+            self.get(t, "name", where, str)
+            self.get(t, "dtype", where, str)
+            for j, d in enumerate(self.get(t, "shape", where, list)):
+                self.check(d, f"{where}.shape[{j}]", (int, str))
+        return out
+
+
+def read_manifest_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def load_manifest(root: str | Path, verify: bool = True, precision: str | None = None) -> Manifest:
-    """Read ``DIR/manifest.json``; with ``verify`` re-hash the files of ``precision`` (all if None)."""
+    """Read ``DIR/manifest.json`` (schema, digest, paths; see the module doc); with ``verify`` re-hash
+    the files of ``precision`` (all if None). A verification that fails because a concurrent export
+    replaced the manifest is retried on the new manifest."""
     root = Path(root)
     path = root / MANIFEST_NAME if root.is_dir() else root
-    root = path.parent
     if not path.is_file():
-        raise ManifestError(f"{path}: not found; is {root} a deployment directory written by hrm-export?")
+        raise ManifestError(f"{path}: not found; is {path.parent} a deployment directory written by hrm-export?")
+    for attempt in range(3):
+        data = read_manifest_bytes(path)
+        manifest = parse_manifest(data, path)
+        if not verify:
+            return manifest
+        try:
+            manifest.verify_files(precision)
+            return manifest
+        except ManifestError:
+            if attempt == 2 or read_manifest_bytes(path) == data:
+                raise  # the files really do not match this manifest
+    raise AssertionError("unreachable")
+
+
+def parse_manifest(data: bytes, path: Path) -> Manifest:
+    """A Manifest from the bytes of ``path`` (its directory is the root the file paths are under)."""
+    root = path.parent
+    r = _Reader(path)
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    where = str(path)
+    except RecursionError:
+        raise ManifestError(f"{path}: JSON nested too deeply") from None
+    r.check(raw, "", dict)
     if raw.get("format") != FORMAT:
-        raise ManifestError(f"{where}: 'format' is {raw.get('format')!r}, expected {FORMAT!r}")
+        raise r.error("format", f"is {raw.get('format')!r}, expected {FORMAT!r}")
     if raw.get("format_version") != FORMAT_VERSION:
-        raise ManifestError(f"{where}: format_version {raw.get('format_version')!r} is not supported "
-                            f"(this hrm-deploy reads {FORMAT_VERSION})")
+        raise r.error("format_version", f"{raw.get('format_version')!r} is not supported "
+                                        f"(this hrm-deploy reads {FORMAT_VERSION})")
+    digest = r.get(raw, DIGEST_KEY, "", str, required=False)
+    if digest is None:
+        raise r.error(DIGEST_KEY, "missing: written by an older hrm-deploy or assembled by hand, so nothing "
+                                  "binds its config to its graphs; re-export (hrm-export ... --force)")
+    if digest != digest_of(raw):
+        raise r.error(DIGEST_KEY, "the manifest's content does not match its digest: it was edited after export "
+                                  "(config, recurrence, task, files?); re-export instead of editing it")
     from hrm.errors import ConfigError
     try:
-        config = HRMConfig.from_dict(_require(raw, "config", where), source=f"{where} [config]")
+        config = HRMConfig.from_dict(r.get(raw, "config", "", dict), source=f"{path} [config]")
     except ConfigError as exc:
         raise ManifestError(str(exc)) from None
+    task = r.get(raw, "task", "", (dict, type(None)), required=False)
+    if task is not None:
+        from hrm.tasks import check_task_fits
+        try:
+            check_task_fits(task, config, f"{path} [task]")
+        except ConfigError as exc:
+            raise ManifestError(str(exc)) from None
+    rec = r.get(raw, "recurrence", "", dict, required=False, default={})
+    for key in ("H_cycles", "L_cycles", "halt_max_steps"):
+        if key in rec and rec[key] != getattr(config, key):
+            raise r.error(f"recurrence.{key}", f"is {rec[key]!r} but config.{key} is {getattr(config, key)!r}")
+    default_halting = r.get(rec, "default_halting", "recurrence", str, required=False, default="act")
+    if default_halting not in HALTING_MODES:
+        raise r.error("recurrence.default_halting", f"is {default_halting!r}; expected one of {list(HALTING_MODES)}")
     variants: dict[str, Variant] = {}
-    for vname, v in _require(raw, "variants", where).items():
-        vwhere = f"{where} [variants.{vname}]"
+    for vname, v in r.get(raw, "variants", "", dict).items():
+        vpath = f"variants.{vname}"
+        r.check(v, vpath, dict)
         if vname not in PRECISIONS:
-            raise ManifestError(f"{vwhere}: unknown precision; expected one of {PRECISIONS}")
+            raise r.error(vpath, f"unknown precision; expected one of {PRECISIONS}")
+        if v.get("precision", vname) != vname:
+            raise r.error(f"{vpath}.precision", f"is {v.get('precision')!r}, but the variant is {vname!r}")
         graphs = {}
-        for kind, g in _require(v, "graphs", vwhere).items():
-            gwhere = f"{vwhere}.graphs.{kind}"
-            graphs[kind] = GraphEntry(kind, _require(g, "file", gwhere), _require(g, "sha256", gwhere),
-                                      _require(g, "inputs", gwhere), _require(g, "outputs", gwhere),
-                                      g.get("external_data"))
+        for kind, g in r.get(v, "graphs", vpath, dict).items():
+            gpath = f"{vpath}.graphs.{kind}"
+            r.check(g, gpath, dict)
+            rel, sha = r.file(g, gpath, root)
+            ext = r.get(g, "external_data", gpath, (dict, type(None)), required=False)
+            if ext is not None:
+                r.file(ext, f"{gpath}.external_data", root)
+            graphs[kind] = GraphEntry(kind, rel, sha, r.tensors(g, "inputs", gpath), r.tensors(g, "outputs", gpath),
+                                      ext)
         missing = [k for k in STEP_GRAPHS if k not in graphs]
         if missing:
-            raise ManifestError(f"{vwhere}: graphs {missing} are missing (need {list(STEP_GRAPHS)})")
+            raise r.error(f"{vpath}.graphs", f"graphs {missing} are missing (need {list(STEP_GRAPHS)})")
         engines = {}
-        for kind, e in (v.get("engines") or {}).items():
-            ewhere = f"{vwhere}.engines.{kind}"
-            engines[kind] = EngineEntry(kind, _require(e, "file", ewhere), _require(e, "sha256", ewhere),
-                                        _require(e, "flavour", ewhere), str(_require(e, "trt_version", ewhere)),
-                                        str(e.get("device", "")), str(_require(e, "compute_capability", ewhere)),
-                                        dict(e.get("options") or {}))
-        ops = _known(v.get("ops", DEFAULT_OPS), GRAPH_OPS, "ops", vwhere)
+        for kind, e in (r.get(v, "engines", vpath, (dict, type(None)), required=False) or {}).items():
+            epath = f"{vpath}.engines.{kind}"
+            r.check(e, epath, dict)
+            rel, sha = r.file(e, epath, root)
+            engines[kind] = EngineEntry(kind, rel, sha, r.get(e, "flavour", epath, str),
+                                        str(r.get(e, "trt_version", epath, (str, int, float))),
+                                        str(e.get("device", "")),
+                                        str(r.get(e, "compute_capability", epath, (str, int, float))),
+                                        dict(r.get(e, "options", epath, (dict, type(None)), required=False) or {}))
+        ops = r.known(v, "ops", vpath, GRAPH_OPS, DEFAULT_OPS)
         if ops != STANDARD and engines:
-            raise ManifestError(f"{vwhere}: lists TensorRT engines for {ops} graphs; engines are built from "
-                                "standard graphs only (re-export)")
-        variants[vname] = Variant(vname, graphs, engines, v.get("validation"), ops)
+            raise r.error(vpath, f"lists TensorRT engines for {ops} graphs; engines are built from standard "
+                                 "graphs only (re-export)")
+        variants[vname] = Variant(vname, graphs, engines, r.get(v, "validation", vpath, (dict, type(None)),
+                                                                required=False), ops)
     if not variants:
-        raise ManifestError(f"{where}: no variants")
-    rec = raw.get("recurrence") or {}
-    if rec.get("default_halting", "act") not in HALTING_MODES:
-        raise ManifestError(f"{where} [recurrence]: 'default_halting' is {rec['default_halting']!r}; expected one of "
-                            f"{list(HALTING_MODES)}")
-    manifest = Manifest(config=config, task=raw.get("task"), variants=variants, init=_require(raw, "init", where),
-                        source=raw.get("source") or {}, exporter=raw.get("exporter") or {},
-                        default_halting=rec.get("default_halting", "act"), root=root,
-                        halt_rule=_known(rec.get("halt_rule", DEFAULT_HALT_RULE), HALT_RULES, "halt_rule",
-                                         f"{where} [recurrence]"),
-                        identifiers=_identifiers(raw, where))
+        raise r.error("variants", "no variants")
+    init = r.get(raw, "init", "", dict)
     for key in ("H_init", "L_init"):
-        _require(manifest.init, key, f"{where} [init]")
-    if verify:
-        manifest.verify_files(precision)
-    return manifest
+        r.file(r.get(init, key, "init", dict), f"init.{key}", root)
+    return Manifest(config=config, task=task, variants=variants, init=init, source=_source(r, raw),
+                    exporter=r.get(raw, "exporter", "", (dict, type(None)), required=False) or {},
+                    default_halting=default_halting, root=root,
+                    halt_rule=r.known(rec, "halt_rule", "recurrence", HALT_RULES, DEFAULT_HALT_RULE),
+                    identifiers=_identifiers(r, raw, root))
 
 
-def _identifiers(raw: dict[str, Any], where: str) -> dict[str, Any] | None:
+def _identifiers(r: _Reader, raw: dict[str, Any], root: Path) -> dict[str, Any] | None:
     """``puzzle_identifiers`` (optional): the file naming each puzzle-embedding row, and for a pruned
-    table the file mapping each row to the source checkpoint's row (see ``hrm.identifiers``)."""
-    entry = raw.get("puzzle_identifiers")
+    table the file mapping each row to the source checkpoint's row (see ``hrm.identifiers``); both are
+    deployment files, inside the directory and hashed like the graphs."""
+    entry = r.get(raw, "puzzle_identifiers", "", (dict, type(None)), required=False)
     if entry is None:
         return None
-    bwhere = f"{where} [puzzle_identifiers]"
-    _require(entry, "file", bwhere)
-    _require(entry, "sha256", bwhere)
-    rows = entry.get("rows")
+    r.file(entry, "puzzle_identifiers", root)
+    r.get(entry, "count", "puzzle_identifiers", int, required=False)
+    rows = r.get(entry, "rows", "puzzle_identifiers", (dict, type(None)), required=False)
     if rows is not None:
-        _require(rows, "file", f"{bwhere}.rows")
-        _require(rows, "sha256", f"{bwhere}.rows")
+        r.file(rows, "puzzle_identifiers.rows", root)
     return entry
 
 
-def _known(value: str, known: tuple[str, ...], key: str, where: str) -> str:
-    """A value from a closed list (a key absent from older manifests is read with its old default)."""
-    if value not in known:
-        raise ManifestError(f"{where}: '{key}' is {value!r}; this hrm-deploy knows {list(known)} "
-                            "(exported by a newer hrm-deploy? upgrade, or re-export)")
-    return value
+def _source(r: _Reader, raw: dict[str, Any]) -> dict[str, Any]:
+    """``source``: provenance, not a deployment file. The ``torch`` backend reads the checkpoint at
+    ``path`` (outside the deployment on purpose) only when its sha256 matches ``sha256``."""
+    source = r.get(raw, "source", "", (dict, type(None)), required=False) or {}
+    for key in ("path", "format", "given", "found"):
+        r.get(source, key, "source", str, required=False)
+    if source.get("sha256") is not None:
+        r.sha(source, "sha256", "source")
+    return source

@@ -17,8 +17,8 @@ Importing this package never imports torch, onnxruntime or TensorRT; backends im
 from hrm.runtime.deployment import Deployment, TensorSpec, load_deployment
 from hrm.runtime.loop import HALTING_MODES, Request, SegmentLoop
 from hrm.runtime.results import SolveResult, summarize, summary_line
-from hrm.runtime.scheduler import Scheduler
+from hrm.runtime.scheduler import Scheduler, SchedulerClosed
 from hrm.runtime.session import Session
 
-__all__ = ["Deployment", "HALTING_MODES", "Request", "Scheduler", "SegmentLoop", "Session", "SolveResult",
-           "TensorSpec", "load_deployment", "summarize", "summary_line"]
+__all__ = ["Deployment", "HALTING_MODES", "Request", "Scheduler", "SchedulerClosed", "SegmentLoop", "Session",
+           "SolveResult", "TensorSpec", "load_deployment", "summarize", "summary_line"]

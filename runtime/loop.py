@@ -30,8 +30,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from hrm.errors import NumericsError
+from hrm.errors import InputError, NumericsError
 from hrm.halting import HALTING_MODES, HaltingPolicy  # noqa: F401 (re-exported)
+from hrm.tasks.base import check_token_values
 
 
 #: called after each segment with (per-row segment count [B], 0 = idle row; z_H as fp32 [B, S+P, D])
@@ -51,13 +52,45 @@ class Request:
     submitted: float = field(default_factory=time.perf_counter)
 
     @classmethod
-    def of(cls, item: Any, request_id: Any = None, index: int = 0) -> "Request":
-        """From a Puzzle (anything with .tokens/.puzzle_id/.source/.label) or a token vector."""
+    def of(cls, item: Any, request_id: Any = None, index: int = 0, source: str | None = None) -> "Request":
+        """From a Puzzle (anything with .tokens/.puzzle_id/.source/.label) or a token vector.
+
+        Values are checked before the int32 cast (a float or an int64 beyond int32 would change
+        silently): :class:`hrm.errors.InputError` names the input."""
         if hasattr(item, "tokens"):
-            return cls(np.asarray(item.tokens, np.int32).reshape(-1), int(getattr(item, "puzzle_id", 0)),
-                       str(getattr(item, "source", f"<input>:{index + 1}")), getattr(item, "label", None),
-                       item, request_id)
-        return cls(np.asarray(item, np.int32).reshape(-1), 0, f"<input>:{index + 1}", None, None, request_id)
+            where = str(getattr(item, "source", source or f"<input>:{index + 1}"))
+            pid = _integer(getattr(item, "puzzle_id", 0), f"{where}: puzzle id")
+            return cls(_token_vector(item.tokens, where), pid, where, getattr(item, "label", None), item, request_id)
+        where = source or f"<input>:{index + 1}"
+        return cls(_token_vector(item, where), 0, where, None, None, request_id)
+
+    def check(self, config: Any) -> None:
+        """Refuse what the model cannot read: shape, tokens outside the vocabulary, unknown puzzle ids.
+        The one check both ``Session.solve`` and ``Scheduler.submit`` apply before any compute."""
+        if self.tokens.shape != (config.seq_len,):
+            raise InputError(f"{self.source}: expected {config.seq_len} tokens, got {self.tokens.size}")
+        try:
+            check_token_values(self.tokens, f"{self.source}", vocab_size=config.vocab_size)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        if not 0 <= self.puzzle_id < config.num_puzzle_identifiers:
+            raise InputError(f"{self.source}: puzzle id {self.puzzle_id} outside [0, {config.num_puzzle_identifiers})")
+
+
+def _token_vector(tokens: Any, where: str) -> np.ndarray:
+    arr = np.asarray(tokens)
+    try:
+        check_token_values(arr, where)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return arr.reshape(-1).astype(np.int32)
+
+
+def _integer(value: Any, what: str) -> int:
+    """An integral scalar (Python or numpy int) as int; 1.7 or True are refused, not truncated."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InputError(f"{what}: expected an integer, got {value!r}")
+    return int(value)
 
 
 @dataclass

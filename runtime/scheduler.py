@@ -12,6 +12,15 @@ Thread safety: :meth:`Scheduler.submit` may be called from any number of threads
 holds ``session.lock`` while stepping, so a ``Session.solve`` elsewhere waits rather than corrupting
 the slots.
 
+Life cycle (every future a Scheduler returns is resolved; nothing can hang on it):
+
+* a session is driven by one Scheduler at a time: constructing a second one while the first is
+  open raises, because two sets of slots over the same buffers would corrupt each other's rows;
+* :meth:`stop` closes it: with ``drain`` (the default) queued and in-flight requests are answered
+  first; without, they fail with :class:`SchedulerClosed`, as they do when the body of
+  ``with Scheduler(...)`` raises; then the session is free for another Scheduler;
+* :meth:`submit` (and :meth:`step`) after :meth:`stop` raise :class:`SchedulerClosed`.
+
 Answers do not depend on arrival order or on who shares the batch: see the batch-independence rule
 in :mod:`hrm.runtime.session` (the scheduler runs the session's backend at B = ``slots``).
 """
@@ -25,9 +34,14 @@ import time
 from concurrent.futures import Future
 from typing import Any
 
+from hrm.errors import InputError
 from hrm.halting import HaltingPolicy
 from hrm.runtime.loop import Request, SegmentLoop
 from hrm.runtime.results import SolveResult, build_result
+
+
+class SchedulerClosed(RuntimeError):
+    """The Scheduler was stopped: it takes no new request, and one it had not answered fails with this."""
 
 
 class Scheduler:
@@ -48,20 +62,30 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._closing = threading.Lock()  # makes "closed?" + "enqueue" one step against stop()
+        self.closed = False
         self.segments_run = 0
+        session.attach_scheduler(self)  # raises if another open Scheduler drives this session
 
     # ---- submission (any thread) ------------------------------------------------------------------
     def submit(self, puzzle: Any, request_id: Any = None) -> Future:
-        """Queue a puzzle (a ``Puzzle`` or a token vector); the Future yields its SolveResult."""
+        """Queue a puzzle (a ``Puzzle`` or a token vector); the Future yields its SolveResult.
+
+        A puzzle the model cannot read fails its own Future (never the batch it would have joined);
+        after :meth:`stop` this raises :class:`SchedulerClosed`."""
         rid = next(self._ids) if request_id is None else request_id
         fut: Future = Future()
-        req = Request.of(puzzle, request_id=rid)
-        problem = _check_request(req, self.session.config)
-        if problem:  # refused here, so a bad input can never fail the batch it would have joined
-            fut.set_exception(ValueError(f"{req.source}: {problem}"))
+        try:
+            req = Request.of(puzzle, request_id=rid)
+            req.check(self.session.config)
+        except InputError as exc:  # refused here, so a bad input can never fail the batch it would have joined
+            fut.set_exception(exc)
             return fut
         fut.set_running_or_notify_cancel()
-        self._queue.put((req, fut))
+        with self._closing:
+            if self.closed:
+                raise SchedulerClosed("this Scheduler was stopped; it takes no new requests (start another one)")
+            self._queue.put((req, fut))
         self._wake.set()
         return fut
 
@@ -78,6 +102,8 @@ class Scheduler:
     # ---- driving (one thread) ------------------------------------------------------------------------
     def step(self) -> list[SolveResult]:
         """Fill free slots from the queue, run one segment, resolve finished futures."""
+        if self.closed and self._thread is None:
+            raise SchedulerClosed("this Scheduler was stopped")
         with self.session.lock:
             loop = self._ensure_loop()
             admitted: list[tuple[Request, Future]] = []
@@ -123,12 +149,13 @@ class Scheduler:
         self.session.backend.allocate(self.slots)
         if self._loop is None:
             self._loop = self.session.new_loop(self.slots, self.policy, trace=self.trace)
-            self.session.reserve(self.slots, self)
         return self._loop
 
     # ---- background driver -----------------------------------------------------------------------------
     def start(self) -> "Scheduler":
         """Drive the slots from a daemon thread until :meth:`stop`."""
+        if self.closed:
+            raise SchedulerClosed("this Scheduler was stopped; start another one")
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._serve, name="hrm-scheduler", daemon=True)
@@ -144,10 +171,10 @@ class Scheduler:
             try:
                 self.step()
             except BaseException as exc:  # fail everything in flight rather than hang callers
-                self._fail_all(exc)
+                self._fail_in_flight(exc)
                 time.sleep(0)
 
-    def _fail_all(self, exc: BaseException) -> None:
+    def _fail_in_flight(self, exc: BaseException) -> None:
         for fut in self._futures.values():
             if not fut.done():
                 fut.set_exception(exc)
@@ -155,29 +182,42 @@ class Scheduler:
         if self._loop is not None:
             self._loop.rows = [None] * self._loop.slots
 
-    def stop(self, drain: bool = True) -> None:
-        """Stop the background driver (after finishing queued work when ``drain``)."""
-        if self._thread is not None:
-            if drain:
-                while (self.pending or self.active) and self._thread.is_alive():
+    def stop(self, drain: bool = True, reason: str = "the Scheduler was stopped") -> None:
+        """Close the Scheduler; with ``drain``, answer what was submitted first (in the background
+        thread if one runs, else here). Whatever is left unanswered fails with
+        :class:`SchedulerClosed`; the session is then free for another Scheduler. Idempotent."""
+        thread = self._thread
+        if drain and not self.closed:
+            if thread is not None:
+                while (self.pending or self.active) and thread.is_alive():
                     time.sleep(0.001)
+            else:
+                self.run_until_idle()
+        with self._closing:
+            self.closed = True
+        if thread is not None:
             self._stop.set()
             self._wake.set()
-            self._thread.join()
+            thread.join()
             self._thread = None
+        closed = SchedulerClosed(f"{reason} before this request was answered")
+        with self.session.lock:
+            self._fail_in_flight(closed)
+            while True:
+                try:
+                    _, fut = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                fut.set_exception(closed)
+        self.session.detach_scheduler(self)
 
     def __enter__(self) -> "Scheduler":
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop(drain=exc[0] is None)
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.stop(drain=True)
+        else:
+            self.stop(drain=False, reason=f"the with-block raised {exc_type.__name__}")
 
 
-def _check_request(req: Request, config: Any) -> str | None:
-    if req.tokens.shape != (config.seq_len,):
-        return f"expected {config.seq_len} tokens, got {req.tokens.size}"
-    if req.tokens.size and (req.tokens.min() < 0 or req.tokens.max() >= config.vocab_size):
-        return f"tokens outside the vocabulary [0, {config.vocab_size})"
-    if not 0 <= req.puzzle_id < config.num_puzzle_identifiers:
-        return f"puzzle id {req.puzzle_id} outside [0, {config.num_puzzle_identifiers})"
-    return None

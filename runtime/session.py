@@ -22,11 +22,13 @@ rule with B = its slot count.
 from __future__ import annotations
 
 import threading
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from hrm.errors import InputError
 from hrm.halting import HaltingPolicy
 from hrm.runtime.backends import create_backend
 from hrm.runtime.backends.base import Backend
@@ -60,7 +62,7 @@ class Session:
         #: the default halting of every solve / Scheduler (a call's halting / max_segments override it)
         self.policy = self.deployment.manifest.halting_policy().with_(halting, max_segments)
         self.lock = threading.RLock()  # one driver at a time (solve or a Scheduler step)
-        self._reserved: dict[int, Any] = {}  # batch size -> Scheduler holding rows in those buffers
+        self._scheduler: weakref.ref | None = None  # the one open Scheduler driving this session
         self._backend: Backend | None = None
         self._loader: Callable[[], Backend] | None = None
         if named:
@@ -129,13 +131,25 @@ class Session:
         self.backend.allocate(batch)
         return SegmentLoop(self.backend, policy, trace=trace, state_hook=state_hook)
 
-    def reserve(self, batch: int, scheduler: Any) -> None:
-        """Mark batch size ``batch``'s buffers as used by ``scheduler`` (solve refuses to clobber them)."""
-        owner = self._reserved.get(batch)
-        if owner is not None and owner is not scheduler and owner.active:
-            raise RuntimeError(f"another Scheduler has {owner.active} requests in flight in this session's "
-                               f"batch-{batch} buffers; give each Scheduler its own Session or slot count")
-        self._reserved[batch] = scheduler
+    @property
+    def scheduler(self) -> Any:
+        """The open Scheduler driving this session, or None."""
+        sched = self._scheduler() if self._scheduler is not None else None
+        return sched if sched is not None and not sched.closed else None
+
+    def attach_scheduler(self, scheduler: Any) -> None:
+        """Called by ``Scheduler.__init__``: one open Scheduler per session (two would share buffers)."""
+        with self.lock:
+            current = self.scheduler
+            if current is not None and current is not scheduler:
+                raise RuntimeError("this Session is already driven by an open Scheduler; stop it first "
+                                   "(Scheduler.stop(), or use 'with Scheduler(...)') or give each its own Session")
+            self._scheduler = weakref.ref(scheduler)
+
+    def detach_scheduler(self, scheduler: Any) -> None:
+        with self.lock:
+            if self._scheduler is not None and self._scheduler() is scheduler:
+                self._scheduler = None
 
     # ---- solving ------------------------------------------------------------------------------------
     def solve(self, puzzles: Sequence[Any] | np.ndarray, *, puzzle_ids: Sequence[int] | None = None,
@@ -155,12 +169,14 @@ class Session:
                    on_chunk: Callable[[int], None] | None = None) -> Iterator[SolveResult]:
         """Like :meth:`solve`, yielding results chunk by chunk (for streaming output / progress)."""
         requests = list(_requests(puzzles, puzzle_ids))
+        for req in requests:  # every input is checked before any compute
+            req.check(self.config)
         task = self.task
         for start in range(0, len(requests), self.batch):
             chunk = requests[start:start + self.batch]
             with self.lock:
-                owner = self._reserved.get(self.batch)
-                if owner is not None and owner.active:
+                owner = self.scheduler
+                if owner is not None and owner.slots == self.batch and owner.active:
                     raise RuntimeError(f"a Scheduler has {owner.active} requests in flight in this session's "
                                        f"batch-{self.batch} buffers; solve with another Session")
                 loop = self.new_loop(self.batch, halting, max_segments, trace, state_hook)
@@ -179,16 +195,23 @@ class Session:
 
 
 def _requests(puzzles: Sequence[Any] | np.ndarray, puzzle_ids: Sequence[int] | None) -> Iterable[Request]:
-    if isinstance(puzzles, np.ndarray):
-        tokens = np.asarray(puzzles)
-        if tokens.ndim == 1:
-            tokens = tokens[None]
-        ids = np.zeros(len(tokens), np.int32) if puzzle_ids is None else np.asarray(puzzle_ids, np.int32)
-        for i, (t, pid) in enumerate(zip(tokens, ids)):
-            yield Request(np.asarray(t, np.int32), int(pid), f"<array>:{i + 1}", request_id=i)
-        return
+    """Requests in input order; ``puzzle_ids`` (when given) must have one integer per puzzle."""
+    array = isinstance(puzzles, np.ndarray)
+    if array:
+        if puzzles.ndim not in (1, 2):
+            raise InputError(f"tokens: expected an array [N, seq_len] (or one [seq_len] row), got shape "
+                             f"{list(puzzles.shape)}")
+        puzzles = puzzles[None] if puzzles.ndim == 1 else puzzles
+    n = len(puzzles)
+    ids = None
+    if puzzle_ids is not None:
+        ids = np.asarray(puzzle_ids)
+        if ids.shape != (n,):
+            raise InputError(f"puzzle_ids: expected one per puzzle ({n}), got shape {list(ids.shape)}")
+        if ids.size and (ids.dtype == np.bool_ or not np.issubdtype(ids.dtype, np.integer)):
+            raise InputError(f"puzzle_ids: expected integers, got dtype {ids.dtype}")
     for i, p in enumerate(puzzles):
-        req = Request.of(p, request_id=i, index=i)
-        if puzzle_ids is not None:
-            req.puzzle_id = int(puzzle_ids[i])
+        req = Request.of(p, request_id=i, index=i, source=f"<array>:{i + 1}" if array else None)
+        if ids is not None:
+            req.puzzle_id = int(ids[i])  # range-checked with the tokens by Request.check
         yield req

@@ -15,7 +15,8 @@ Modules: :mod:`.floor` (FLOPs / bytes per segment, measured device peaks, the fl
 :mod:`.phases` (the interleaved measurements, through Session / SegmentLoop / Scheduler; one row of
 ``PHASES`` each), :mod:`.analysis` (agreement and ratios across targets), :mod:`.runner` (the run),
 :mod:`.report` (tables), :mod:`.models` (random full-size models, checkpoint export cache), :mod:`.env`
-(machine, versions, threads).
+(machine, versions, threads), :mod:`.soak` (``--soak N``: a bounded soak of the Scheduler, every answer
+checked against solving it alone; its own JSON document, not ``hrm-bench/2``).
 
 The JSON document (``schema: hrm-bench/2``; 2 renamed the agreement metrics to the comparator's)::
 

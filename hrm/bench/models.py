@@ -70,13 +70,16 @@ def _key(*parts: Any) -> str:
 
 
 def _complete(deploy: Path, precisions: Sequence[str]) -> bool:
-    """A cached deployment is usable when its manifest lists every wanted precision."""
-    man = deploy / "manifest.json"
-    if not man.is_file():
+    """A cached deployment is usable when its manifest loads (one written by an older hrm-deploy may
+    not) and lists every wanted precision."""
+    from hrm.errors import ManifestError
+    from hrm.manifest import load_manifest
+
+    if not (deploy / "manifest.json").is_file():
         return False
     try:
-        variants = json.loads(man.read_text()).get("variants", {})
-    except (OSError, ValueError):
+        variants = load_manifest(deploy, verify=False).variants
+    except ManifestError:
         return False
     return all(p in variants for p in precisions)
 

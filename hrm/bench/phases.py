@@ -313,6 +313,7 @@ def scheduler_run(session: Any, slots: int, policy: HaltingPolicy, items: Sequen
     futures = [sched.submit(p) for p in items]
     steps = sched.run_until_idle()
     elapsed = time.perf_counter() - t0
+    sched.stop()  # frees the session for the next Scheduler (one open Scheduler per Session)
     results = [f.result() for f in futures]
     segments = int(sum(r.segments for r in results))
     return {"puzzles": len(results), "elapsed_s": round(elapsed, 6),

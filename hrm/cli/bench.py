@@ -21,6 +21,7 @@ import click
 
 from hrm.cli.common import handle_errors
 from hrm.cli.options import RuntimeArgs, parse_list, runtime_options
+from hrm.errors import EXIT_REJECTED
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,10 +57,18 @@ from hrm.cli.options import RuntimeArgs, parse_list, runtime_options
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="where exports are cached  [default: $HRM_BENCH_CACHE or ~/.cache/hrm-deploy/bench]")
 @click.option("--seed", type=int, default=0, show_default=True, help="puzzle (and random-model) seed")
+@click.option("--soak", type=click.IntRange(min=1), default=None,
+              help="instead of the benchmark: N puzzles from --soak-threads threads through one Scheduler (ort on "
+                   "the first --device and --precision, --threads, one --halting [default: act]; slots: the first "
+                   "--batch, default 64), every answer checked against solving it alone; throughput and resident "
+                   "memory at start/middle/end (hrm.bench.soak); exit 1 on any mismatch")
+@click.option("--soak-threads", type=click.IntRange(min=1), default=4, show_default=True,
+              help="--soak: submitting threads")
 @handle_errors
 def main(path: Path | None, random_full: str | None, random_tiny: bool, runtime: RuntimeArgs, backends: str,
          graph_ops: str, batches: tuple[int, ...], puzzles: int | None, segments_only: bool, json_out: str | None,
-         quick: bool, time_limit: float | None, build_engines: bool, cache_dir: Path | None, seed: int) -> None:
+         quick: bool, time_limit: float | None, build_engines: bool, cache_dir: Path | None, seed: int,
+         soak: int | None, soak_threads: int) -> None:
     """Benchmark PATH (a deployment directory or a checkpoint) on every available backend and precision.
 
     Measures, side by side on the same weights: per-segment latency at each --batch, batch-1 solve
@@ -92,6 +101,11 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, runtime:
 
     def log(msg: str) -> None:
         err.print(f"[dim]{time.perf_counter() - started:7.1f}s[/] {msg}", highlight=False, soft_wrap=True)
+
+    if soak is not None:  # a sibling measurement (hrm.bench.soak), not a row of hrm.bench.phases.PHASES
+        _soak(path, runtime, precision_list[0], soak, soak_threads, (batches or (64,))[0], seed, cache_dir, json_out,
+              log)
+        return
 
     engine = None
     if build_engines:
@@ -150,6 +164,30 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, runtime:
         click.echo(json.dumps(doc, indent=1))
     elif json_out:
         log(f"wrote {json_out}")
+
+
+def _soak(path: Path | None, runtime: RuntimeArgs, precision: str, n: int, threads: int, slots: int, seed: int,
+          cache_dir: Path | None, json_out: str | None, log) -> None:
+    """``--soak N``: N puzzles through one Scheduler of the ort backend on the first --device / --precision,
+    with --threads and --halting (one mode; default act) of the shared group; exit 1 on any mismatch."""
+    from hrm.bench.models import BenchError, resolve_path
+    from hrm.bench.soak import SoakOptions, run_soak, summary
+
+    if path is None:
+        raise BenchError("--soak needs PATH (a deployment directory or a checkpoint)")
+    deploy_dir, _ = resolve_path(path, [precision], cache_dir, log=log)
+    halting = runtime.haltings[0] if len(runtime.haltings) == 1 else "act"
+    options = SoakOptions(n, threads, slots, seed=seed, device=runtime.device, precision=precision, halting=halting,
+                          options=runtime.options("ort", skip=("checkpoint",)))
+    doc = run_soak(deploy_dir, options, log=log)
+    doc["command"] = shlex.join(["hrm-bench", *sys.argv[1:]])
+    if json_out:
+        from hrm.io import write_text_atomic
+
+        write_text_atomic(json_out, json.dumps(doc, indent=1) + "\n")
+    click.echo(summary(doc))
+    if doc["mismatches"] or doc["errors"]:
+        sys.exit(EXIT_REJECTED)
 
 
 def _canonical_command(params: dict) -> str:

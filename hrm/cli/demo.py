@@ -41,7 +41,7 @@ def run_demo(model: str | Path = DEFAULT_MODEL, examples: str | Path = DEFAULT_E
     ``options.fused``) and solve ``examples`` with it."""
     from hrm.export import export_deployment
     from hrm.runtime import Session, load_deployment, summarize
-    from hrm.runtime.inputs import read_inputs
+    from hrm.tasks.inputs import read_inputs
 
     out = Path(out)
     report = export_deployment(model, out, precisions=precision, force=True, progress=progress,

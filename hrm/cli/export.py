@@ -2,8 +2,8 @@
 
 A thin layer over :func:`hrm.export.export_deployment`: options map onto its arguments, progress goes
 to stderr through rich, and the closing table (or ``--json`` summary on stdout) is printed from the
-returned :class:`hrm.export.ExportReport`. User errors (:class:`hrm.errors.HRMError`) print one line
-and exit 1; nothing is computed here.
+returned :class:`hrm.export.ExportReport`. Errors print one line (:func:`hrm.cli.common.handle_errors`):
+exit 1 when validation refused the graphs, 2 for usage and checkpoint errors; nothing is computed here.
 """
 
 from __future__ import annotations
@@ -17,14 +17,8 @@ from typing import Any
 import click
 
 from hrm.cli.checkpoint_options import CHECKPOINT_HELP, load_kwargs, sizing_options
+from hrm.cli.common import handle_errors
 from hrm.errors import HRMError
-
-PROG = "hrm-export"
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"{PROG}: error: {' '.join(str(message).split())}", err=True)
-    sys.exit(code)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -63,9 +57,12 @@ def _fail(message: str, code: int = 1) -> None:
 @click.option("--tasks", type=click.Path(path_type=Path), default=None,
               help="Keep only the puzzle-embedding rows of these tasks (an ARC task file, a folder of them or a "
                    "challenges file) and id 0, renumbered: an edge-sized embedding. Needs --identifiers.")
-@click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
+@click.option("--force", is_flag=True,
+              help="Replace the deployment at --out (only a deployment: never a folder that is not one, or that "
+                   "holds the checkpoint).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
 @sizing_options
+@handle_errors
 def main(checkpoint: str, out: Path, precision: str, opset: int, ops: str, segment: bool, validate: bool,
          validation_batch: int, validation_provider: str, engine: bool, min_batch: int, opt_batch: int, max_batch: int,
          timing_cache: Path | None, builder_optimization_level: int | None, trt_flavour: str,
@@ -89,14 +86,13 @@ def main(checkpoint: str, out: Path, precision: str, opset: int, ops: str, segme
                                    identifiers=identifiers, tasks=tasks,
                                    **load_kwargs(task_name, task_param, seq_len, dataset_json))
     except HRMError as exc:
-        progress.close()
         failed = getattr(exc, "report", None)
         if failed is not None:
+            progress.close()
             _emit(console, failed, as_json)
-        _fail(str(exc))
-    except KeyboardInterrupt:
+        raise
+    finally:
         progress.close()
-        _fail("interrupted; nothing was written", 130)
     _emit(console, report, as_json)
 
 
@@ -134,9 +130,11 @@ def _emit(console: Any, report: Any, as_json: bool) -> None:
         console.print(_table(report))
         for name, v in (report.validation or {}).items():
             seg, chain = v["segment"], v["chain"]
+            gate = "" if chain.get("gated", True) else (", not gated" + ("" if chain["passed"] else
+                                                                          ": [yellow]past it[/]"))
             console.print(f"  {name}: composed segment max_rel {seg['max_rel']:.2e} (tol {seg['tolerance']:.1e}); "
-                          f"{chain['segments']} chained segments max_rel {chain['max_rel']:.2e} (tol {chain['tolerance']:.1e}), "
-                          f"argmax agreement {chain['prediction_agreement']:.1%}"
+                          f"{chain['segments']} chained segments max_rel {chain['max_rel']:.2e} "
+                          f"(tol {chain['tolerance']:.1e}{gate}), argmax agreement {chain['prediction_agreement']:.1%}"
                           + (" (before quantization)" if "quantization" in v else ""))
             if "quantization" in v:
                 q, d = v["quantization"], v["quantization"]["drift_vs_fp32"]
@@ -150,11 +148,15 @@ def _emit(console: Any, report: Any, as_json: bool) -> None:
             console.print(f"  puzzle identifiers: {ids['count']:,} of {ids['source_count']:,} rows kept "
                           f"({ids['tasks']:,} tasks); embedding table {t['before'] / 2**20:,.1f} MiB -> "
                           f"{t['after'] / 2**20:,.1f} MiB (fp32)")
-        state = "[green]validated[/]" if report.validation else "[yellow]not validated (--no-validate)[/]"
-        if report.validation and not report.passed:
-            state = "[red]VALIDATION FAILED[/]"
+        for note in report.notes:
+            console.print(f"  [yellow]note:[/] {note}", soft_wrap=True)
         ops_note = "" if report.ops == "standard" else f"; {report.ops} graphs (ONNX Runtime only)"
-        console.print(f"{report.out_dir}: {state}; manifest {report.manifest_path.name}{ops_note}")
+        if report.validation and not report.passed:
+            console.print(f"{report.out_dir}: [red]VALIDATION FAILED[/]: nothing was written (a deployment already "
+                          "there is unchanged)")
+        else:
+            state = "[green]validated[/]" if report.validation else "[yellow]not validated (--no-validate)[/]"
+            console.print(f"{report.out_dir}: {state}; manifest {report.manifest_path.name} written{ops_note}")
 
 
 def _table(report: Any) -> Any:

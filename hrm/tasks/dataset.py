@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from hrm.errors import ParseError
-from hrm.io import write_text_atomic
+from hrm.io import publish_dir, staging_dir, write_text_atomic
 from hrm.tasks.base import Puzzle, Task
 
 __all__ = [
@@ -390,7 +389,7 @@ def write_official_sets(
     if task is not None:
         meta["task"] = task.metadata()
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{split}.", suffix=".tmp", dir=root))
+    staging = staging_dir(root, f".{split}.partial-")
     try:
         tmp = staging / split
         tmp.mkdir()
@@ -410,9 +409,7 @@ def write_official_sets(
             read_official_split(staging, split, mmap=False)
         except ParseError as e:
             raise ValueError(f"refusing to write an inconsistent split: {e}") from None
-        if target.exists():
-            os.replace(target, staging / f"{split}.old")
-        os.replace(tmp, target)
+        publish_dir(tmp, target, replace=overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if identifiers is not None:

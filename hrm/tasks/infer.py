@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from hrm.errors import ConfigError
-from hrm.tasks import Task, get_task
+from hrm.tasks import Task, describe_task, get_task, task_mismatch
 
 #: (folder-name pattern, task factory): the official builders' output folders, see the module docstring
 DATASET_NAMES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], Task]], ...] = (
@@ -36,12 +36,6 @@ DATASET_NAMES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], Task]], ..
     (re.compile(r"^maze-(\d+)x\1(-|$)", re.I), lambda m: get_task("maze", size=int(m[1]))),
     (re.compile(r"^arc", re.I), lambda m: get_task("arc")),
 )
-
-
-def describe_task(meta: Mapping[str, Any]) -> str:
-    """'sudoku 9x9', 'maze 30x30', 'arc 30x30': how messages name a task."""
-    h, w = meta.get("grid", ("?", "?"))
-    return f"{meta.get('name', '?')} {h}x{w}"
 
 
 @dataclass(frozen=True)
@@ -101,12 +95,6 @@ def task_metadata(name: str, params: Sequence[str] = ()) -> dict[str, Any]:
             raise ConfigError(f"--task-param {kv!r}: expected KEY=VALUE (e.g. size=9)")
         kwargs[key] = int(value) if value.lstrip("-").isdigit() else value
     return get_task(name, **kwargs).metadata()
-
-
-def task_mismatch(task: Mapping[str, Any], config: Any) -> list[str]:
-    """Sizes in which a task's metadata and an HRMConfig disagree: ['vocab_size 6 (task) vs 11 (checkpoint)']."""
-    return [f"{key} {task[key]} (task) vs {getattr(config, key)} (checkpoint)" for key in ("seq_len", "vocab_size")
-            if key in task and int(task[key]) != int(getattr(config, key))]
 
 
 @dataclass(frozen=True)

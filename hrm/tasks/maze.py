@@ -15,6 +15,11 @@ Accepted text formats:
   not exactly ``size`` wide) are separators; inside one, an empty line is an error.
 * the official CSV (``source,q,a,rating`` header; ``q``/``a`` are ``size*size`` characters).
 
+Every maze (``size`` consecutive lines) and CSV row is a record (:meth:`MazeTask.parse_records`): one
+puzzle or one error at its first line. A maze with a bad row is read to its last row, so the next one
+starts where it should; a blank line inside a maze ends it. (An all-free first row that lost a character
+is whitespace of the wrong width, i.e. a separator: such a maze is reported from its second row.)
+
 Check (see :meth:`MazeTask.check`): walls, S and G unchanged; the ``o`` cells form one connected
 4-neighbour route from S to G with no stray cells; and the route is optimal (its length equals the
 BFS distance). Coordinates in messages are 1-based ``(row, column)``.
@@ -33,9 +38,13 @@ from hrm.tasks.base import (
     ANSI_RESET,
     HIGHLIGHT_ANSI,
     Puzzle,
+    Record,
     Task,
     Verdict,
+    describe_char,
+    at_record,
     highlight_mask,
+    raise_first,
     split_lines,
 )
 
@@ -153,36 +162,58 @@ class MazeTask(Task):
 
     # -- parsing ---------------------------------------------------------------------------------
     def parse(self, text: str, source: str = "<string>") -> list[Puzzle]:
+        return raise_first(self.parse_records(text, source))
+
+    def parse_records(self, text: str, source: str = "<string>") -> list[Record]:
+        """One pass; each maze (``size`` consecutive lines) or CSV row yields its puzzle or its error.
+
+        A maze with a bad row is still read to its last row, so the next maze starts where it should;
+        a blank line inside a maze ends it (one error) and the next non-separator line starts a new one.
+        """
         lines = split_lines(text)
         first = next((ln for ln in lines if ln.strip()), "")
         if first.strip().lower().replace(" ", "").startswith("source,q,a"):
-            return self._parse_csv(lines, source)
+            return self._csv_records(lines, source)
         n = self.size
-        puzzles: list[Puzzle] = []
-        block: list[str] = []
+        out: list[Record] = []
+        rows: list[str] = []
+        error: ParseError | None = None
         start = 0
         for lineno, line in enumerate(lines, start=1):
-            if not block and not line.strip() and len(line) != n:
+            if not rows and not line.strip() and len(line) != n:
                 continue  # a separator (an all-free row exactly `size` wide starts a maze)
-            if block and not line:
-                raise ParseError(
-                    source, lineno,
-                    f"blank line inside the maze that starts at line {start}: it has {len(block)} rows, "
-                    f"expected {n} (mazes are square)",
-                )
-            if not block:
+            if rows and not line:
+                out.append(error or ParseError(
+                    source, start,
+                    f"the maze that starts here has {len(rows)} rows, expected {n} (blank line at line {lineno}; "
+                    f"mazes are square)"))
+                rows, error = [], None
+                continue
+            if not rows:
                 start = lineno
-            self._check_row(line, source, lineno, f"expected {n} (maze size {n})")
-            block.append(line)
-            if len(block) == n:
-                puzzles.append(self._make(block, source, start, list(range(start, start + n))))
-                block = []
-        if block:
-            raise ParseError(
-                source, start,
-                f"the maze that starts here has {len(block)} rows, expected {n} (end of input)",
-            )
-        return puzzles
+            if error is None:
+                error = self._row_problem(line, source, lineno, f"expected {n} (maze size {n})")
+            rows.append(line)
+            if len(rows) == n:
+                if error is None:
+                    try:
+                        out.append(self._make(rows, source, start, list(range(start, start + n))))
+                    except ParseError as exc:
+                        error = exc
+                if error is not None:
+                    out.append(at_record(error, start, "maze"))
+                rows, error = [], None
+        if rows:
+            out.append(at_record(error, start, "maze") if error else ParseError(
+                source, start, f"the maze that starts here has {len(rows)} rows, expected {n} (end of input)"))
+        return out
+
+    def _row_problem(self, row: str, source: str, lineno: int, expect: str | None, col0: int = 0) -> ParseError | None:
+        try:
+            self._check_row(row, source, lineno, expect, col0)
+        except ParseError as exc:
+            return exc
+        return None
 
     def _check_row(self, row: str, source: str, lineno: int, expect: str | None, col0: int = 0) -> None:
         """Characters must be from the charset; length must be ``size`` unless ``expect`` is None."""
@@ -190,45 +221,51 @@ class MazeTask(Task):
             if ch not in _CHAR_TO_TOKEN:
                 raise ParseError(
                     source, lineno,
-                    f"bad character {ch!r} at column {col0 + i + 1} (allowed: '#', ' ', 'S', 'G', 'o')",
+                    f"bad character {describe_char(ch)} at column {col0 + i + 1} (allowed: '#', ' ', 'S', 'G', 'o')",
                 )
         if expect is not None and len(row) != self.size:
             raise ParseError(source, lineno, f"row has {len(row)} cells, {expect}")
 
-    def _parse_csv(self, lines: list[str], source: str) -> list[Puzzle]:
-        puzzles = []
+    def _csv_records(self, lines: list[str], source: str) -> list[Record]:
+        out: list[Record] = []
         header_seen = False
         for lineno, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            fields = next(csv.reader([line]))
             if not header_seen:
                 header_seen = True
                 continue
-            if len(fields) != 4:
-                raise ParseError(source, lineno, f"CSV row has {len(fields)} fields, expected 4 (source,q,a,rating)")
-            src, q, a, rating = fields
-            for what, s in (("q", q), ("a", a)):
-                if len(s) != self.seq_len:
-                    raise ParseError(
-                        source, lineno, f"CSV field {what}: expected {self.seq_len} cells, found {len(s)}"
-                    )
-                self._check_row(s, source, lineno, None, col0=max(0, line.find(s)))
-            if "o" in q:
-                raise ParseError(source, lineno, "CSV field q contains path cells 'o'")
-            rows = [q[i:i + self.size] for i in range(0, self.seq_len, self.size)]
-            p = self._make(rows, source, lineno, None)
-            label = self.encode([a[i:i + self.size] for i in range(0, self.seq_len, self.size)])
-            if not np.array_equal(np.where(label == PATH, FREE, label), p.tokens):
-                diff = int(np.argmax(np.where(label == PATH, FREE, label) != p.tokens))
-                at = _rc(diff, self.size)
-                raise ParseError(source, lineno, f"CSV field a differs from q at {at}, not a path cell")
-            problem = self._path_problem(label)
-            if problem:
-                raise ParseError(source, lineno, f"CSV field a: the path (o) is broken: {problem}")
-            meta = {"format": "csv", "csv_source": src, "rating": rating}
-            puzzles.append(Puzzle(p.tokens, label, p.source, 0, meta))
-        return puzzles
+            try:
+                out.append(self._csv_row(line, source, lineno))
+            except ParseError as exc:
+                out.append(exc)
+        return out
+
+    def _csv_row(self, line: str, source: str, lineno: int) -> Puzzle:
+        try:
+            fields = next(csv.reader([line]))
+        except csv.Error as exc:
+            raise ParseError(source, lineno, f"unreadable CSV row ({exc})") from None
+        if len(fields) != 4:
+            raise ParseError(source, lineno, f"CSV row has {len(fields)} fields, expected 4 (source,q,a,rating)")
+        src, q, a, rating = fields
+        for what, s in (("q", q), ("a", a)):
+            if len(s) != self.seq_len:
+                raise ParseError(source, lineno, f"CSV field {what}: expected {self.seq_len} cells, found {len(s)}")
+            self._check_row(s, source, lineno, None, col0=max(0, line.find(s)))
+        if "o" in q:
+            raise ParseError(source, lineno, "CSV field q contains path cells 'o'")
+        rows = [q[i:i + self.size] for i in range(0, self.seq_len, self.size)]
+        p = self._make(rows, source, lineno, None)
+        label = self.encode([a[i:i + self.size] for i in range(0, self.seq_len, self.size)])
+        if not np.array_equal(np.where(label == PATH, FREE, label), p.tokens):
+            diff = int(np.argmax(np.where(label == PATH, FREE, label) != p.tokens))
+            raise ParseError(source, lineno, f"CSV field a differs from q at {_rc(diff, self.size)}, not a path cell")
+        problem = self._path_problem(label)
+        if problem:
+            raise ParseError(source, lineno, f"CSV field a: the path (o) is broken: {problem}")
+        meta = {"format": "csv", "csv_source": src, "rating": rating}
+        return Puzzle(p.tokens, label, p.source, 0, meta)
 
     def _make(self, rows: list[str], source: str, lineno: int, row_lines: list[int] | None) -> Puzzle:
         """Validate one maze: exactly one S and one G; an ``o`` path must connect them.

@@ -14,6 +14,11 @@ skipped, blank lines are skipped between puzzles):
 * grids of ``n`` lines of ``n`` cells as people type them (``5 3 . | . 7 . | . . .``), with
   separator lines made of ``-``, ``+``, ``=``, ``|``; a blank line inside a grid is an error
   (it almost always means a missing row).
+
+Every line, CSV row and grid is a record (:meth:`SudokuTask.parse_records`): one puzzle or one error at
+the line the record starts on. A line of ``n`` cells starts a grid (so does a broken line directly followed
+by grid rows); a grid ends after ``n`` rows, at a blank line (an error), or before a line that starts
+another record (a whole puzzle or a CSV row), which is then read as that record.
 """
 
 from __future__ import annotations
@@ -29,9 +34,13 @@ from hrm.tasks.base import (
     ANSI_RESET,
     HIGHLIGHT_ANSI,
     Puzzle,
+    Record,
     Task,
     Verdict,
+    describe_char,
+    at_record,
     highlight_mask,
+    raise_first,
     split_lines,
 )
 from hrm.tasks.sudoku_gen import Difficulty, difficulty_bucket, generate_one
@@ -42,6 +51,25 @@ __all__ = ["SudokuTask", "find_conflicts"]
 _COUNT_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 _SEPARATOR_CHARS = set("-+=|_ \t")
 _DIM_ANSI = "\x1b[2m"
+
+
+def _cell_chars(text: str) -> str:
+    """The characters of a line that stand for cells (good or bad): all but spaces, tabs and '|'."""
+    return "".join(text.split()).replace("|", "")
+
+
+class _Grid:
+    """A grid being read: where it starts, its rows so far, the first error in it (one per grid)."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.rows: list[list[int] | ParseError] = []
+        self.error: ParseError | None = None
+
+    def add(self, row: list[int] | ParseError) -> None:
+        self.rows.append(row)
+        if isinstance(row, ParseError) and self.error is None:
+            self.error = at_record(row, self.start, "grid")
 
 
 def find_conflicts(grid: np.ndarray, box: int) -> list[str]:
@@ -111,75 +139,134 @@ class SudokuTask(Task):
 
     # -- parsing ---------------------------------------------------------------------------------
     def parse(self, text: str, source: str = "<string>") -> list[Puzzle]:
-        n, cells = self.size, self.seq_len
-        puzzles: list[Puzzle] = []
-        grid_rows: list[list[int]] = []
-        grid_start = 0
+        return raise_first(self.parse_records(text, source))
+
+    def parse_records(self, text: str, source: str = "<string>") -> list[Record]:
+        """One pass over the lines; each record (a line, a CSV row, a grid of ``n`` rows) yields its
+        puzzle or its error. A grid that breaks (a bad row, a blank line, the end of input) is one
+        error; a line that starts another kind of record (a whole puzzle, a CSV row) ends the grid
+        before it and is read as that record, so a truncated line never swallows its neighbours."""
+        n = self.size
+        out: list[Record] = []
+        grid: _Grid | None = None
         csv_cols: tuple[int, int] | None = None  # (q, a) column indices from a header
-
-        def finish_grid() -> None:
-            flat = [x for row in grid_rows for x in row]
-            puzzles.append(self._make(flat, None, source, grid_start, {"format": "grid"}))
-            grid_rows.clear()
-
-        for lineno, raw in enumerate(split_lines(text), start=1):
+        lines = split_lines(text)
+        i = 0
+        while i < len(lines):
+            lineno, raw = i + 1, lines[i]
             content = raw.split("#", 1)[0]
             stripped = content.strip()
-            if not stripped:
-                if grid_rows and not raw.strip():
-                    raise ParseError(
-                        source, lineno,
-                        f"blank line inside the grid that starts at line {grid_start}: "
-                        f"it has {len(grid_rows)} rows, expected {n}",
-                    )
+            kind = self._kind(stripped)
+            if grid is not None:
+                if kind == "blank":
+                    if not raw.strip():  # a truly blank line (comment lines inside a grid are fine)
+                        out.append(grid.error or ParseError(
+                            source, grid.start, f"grid that starts here has {len(grid.rows)} rows, expected {n} "
+                                                f"(blank line at line {lineno})"))
+                        grid = None
+                    i += 1
+                    continue
+                if kind in ("csv", "pair", "puzzle"):  # another record starts here: the grid ends short
+                    out.append(grid.error or ParseError(
+                        source, grid.start, f"grid that starts here has {len(grid.rows)} rows, expected {n} "
+                                            f"(line {lineno} is a whole puzzle, not a grid row)"
+                                            if len(grid.rows) > 1 else
+                                            f"expected {self.seq_len} cells, found {len(grid.rows[0])} (a puzzle "
+                                            f"is one line of {self.seq_len} cells or {n} lines of {n})"))
+                    grid = None
+                    continue  # read this line again as the record it starts
+                if kind != "separator":
+                    grid.add(self._grid_row(content, source, lineno, grid.start))
+                    if len(grid.rows) == n:
+                        out.append(grid.error or self._record(
+                            lambda g=grid: self._make([x for row in g.rows for x in row], None, source, g.start,
+                                                      {"format": "grid"})))
+                        grid = None
+                i += 1
                 continue
-            if "," in stripped:
-                if grid_rows:
-                    raise ParseError(source, lineno, f"CSV row inside the grid that starts at line {grid_start}")
-                fields = next(csv.reader([stripped]))
+            i += 1
+            if kind in ("blank", "separator"):
+                continue
+            if kind == "csv":
+                try:
+                    fields = next(csv.reader([stripped]))
+                except csv.Error as exc:
+                    out.append(ParseError(source, lineno, f"unreadable CSV row ({exc})"))
+                    continue
                 lowered = [f.strip().lower() for f in fields]
                 if "q" in lowered and "a" in lowered:
                     csv_cols = (lowered.index("q"), lowered.index("a"))
                     continue
-                puzzles.append(self._csv_row(fields, csv_cols, source, lineno, raw))
-                continue
-            if set(stripped) <= _SEPARATOR_CHARS and set(stripped) & set("-+=_"):
-                continue  # a separator drawn between bands (or a frame)
-            parts = stripped.split()
-            if len(parts) == 2 and len(parts[0]) == cells and len(parts[1]) == cells and not grid_rows:
-                start_q = raw.index(parts[0])
-                start_a = raw.index(parts[1], start_q + len(parts[0]))
-                q = self._cells(parts[0], source, lineno, start_q)
-                a = self._cells(parts[1], source, lineno, start_a)
-                puzzles.append(self._make(q, a, source, lineno, {"format": "line"}))
-                continue
-            row = self._cells(content, source, lineno, 0)
-            if grid_rows:
-                if len(row) != n:
-                    raise ParseError(
-                        source, lineno,
-                        f"grid row has {len(row)} cells, expected {n} (grid starts at line {grid_start})",
-                    )
-                grid_rows.append(row)
-                if len(grid_rows) == n:
-                    finish_grid()
-            elif len(row) == cells:
-                puzzles.append(self._make(row, None, source, lineno, {"format": "line"}))
-            elif len(row) == n:
-                grid_start = lineno
-                grid_rows.append(row)
+                out.append(self._record(lambda: self._csv_row(fields, csv_cols, source, lineno, raw)))
+            elif kind == "pair":
+                out.append(self._record(lambda: self._pair(stripped, raw, source, lineno)))
+            elif kind == "puzzle":
+                out.append(self._record(lambda: self._make(self._cells(content, source, lineno, 0), None, source,
+                                                           lineno, {"format": "line"})))
+            elif kind == "row" or (kind == "other" and i < len(lines) and self._kind(
+                    lines[i].split("#", 1)[0].strip()) == "row"):  # a grid whose first row is broken
+                grid = _Grid(lineno)
+                grid.add(self._grid_row(content, source, lineno, lineno))
             else:
-                raise ParseError(
-                    source, lineno,
-                    f"expected {cells} cells, found {len(row)} "
-                    f"(a puzzle is one line of {cells} cells or {n} lines of {n})",
-                )
-        if grid_rows:
-            raise ParseError(
-                source, grid_start,
-                f"grid that starts here has {len(grid_rows)} rows, expected {n} (end of input)",
-            )
-        return puzzles
+                out.append(self._record(lambda: self._wrong_count(content, source, lineno)))
+        if grid is not None:
+            out.append(grid.error or ParseError(
+                source, grid.start, f"grid that starts here has {len(grid.rows)} rows, expected {n} (end of input)"))
+        return out
+
+    def _kind(self, stripped: str) -> str:
+        """What a (comment-free, stripped) line is: blank, separator, csv, pair (puzzle + solution),
+        puzzle (one line of n*n cells), row (n cells: part of a grid) or other (a broken record).
+        Cells are counted before they are validated, so a bad character keeps a line's kind."""
+        if not stripped:
+            return "blank"
+        if "," in stripped:
+            return "csv"
+        chars = set(stripped)
+        if chars <= _SEPARATOR_CHARS and chars & set("-+=_"):
+            return "separator"
+        parts = stripped.split()
+        if len(parts) == 2 and len(parts[0]) == self.seq_len and len(parts[1]) == self.seq_len:
+            return "pair"
+        cells = len(_cell_chars(stripped))
+        if cells == self.seq_len:
+            return "puzzle"
+        return "row" if cells == self.size else "other"
+
+    @staticmethod
+    def _record(build) -> Record:
+        try:
+            return build()
+        except ParseError as exc:
+            return exc
+
+    def _pair(self, stripped: str, raw: str, source: str, lineno: int) -> Puzzle:
+        q_text, a_text = stripped.split()
+        start_q = raw.index(q_text)
+        start_a = raw.index(a_text, start_q + len(q_text))
+        q = self._cells(q_text, source, lineno, start_q)
+        a = self._cells(a_text, source, lineno, start_a)
+        return self._make(q, a, source, lineno, {"format": "line"})
+
+    def _wrong_count(self, content: str, source: str, lineno: int) -> Puzzle:
+        """A line that is neither a puzzle nor a grid row: the count, and the first bad character if any."""
+        found = len(_cell_chars(content))
+        try:
+            self._cells(content, source, lineno, 0)
+            also = ""
+        except ParseError as exc:
+            also = f"; {exc.message.split(' (expected')[0]}"
+        raise ParseError(source, lineno, f"expected {self.seq_len} cells, found {found} (a puzzle is one line "
+                                         f"of {self.seq_len} cells or {self.size} lines of {self.size}){also}")
+
+    def _grid_row(self, content: str, source: str, lineno: int, start: int) -> list[int] | ParseError:
+        try:
+            row = self._cells(content, source, lineno, 0)
+        except ParseError as exc:
+            return exc
+        if len(row) != self.size:
+            return ParseError(source, lineno, f"grid row has {len(row)} cells, expected {self.size}")
+        return row
 
     def _cells(self, text: str, source: str, lineno: int, offset: int) -> list[int]:
         """Cells of one line: digits 1..n, '.'/'0' blank; spaces and '|' ignored."""
@@ -195,7 +282,7 @@ class SudokuTask(Task):
             else:
                 raise ParseError(
                     source, lineno,
-                    f"bad character {ch!r} at column {offset + i + 1} "
+                    f"bad character {describe_char(ch)} at column {offset + i + 1} "
                     f"(expected digits 1-{self.size}, '.' or '0' for blanks)",
                 )
         return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from hrm.export import api
@@ -26,9 +28,20 @@ def _explode_after(monkeypatch, name: str, calls: int, exc: type[BaseException] 
     monkeypatch.setattr(api, name, wrapper)
 
 
-@pytest.mark.parametrize("where", [("save_graph", 3), ("save_init", 1), ("_publish", 1)])
+@pytest.mark.parametrize("where", [("save_graph", 3), ("save_init", 1), ("publish_dir", 1)])
 def test_failure_mid_export_leaves_nothing(tmp_path, tiny_ckpt_path, monkeypatch, where):
-    _explode_after(monkeypatch, *where)
+    if where[0] == "publish_dir":
+        from hrm.export import publish as api_module
+    else:
+        api_module = api
+    real = getattr(api_module, where[0])
+
+    def boom(*args, **kwargs):
+        raise Boom("simulated failure mid-export")
+
+    monkeypatch.setattr(api_module, where[0], boom if where[1] == 1 else real)
+    if where[1] != 1:
+        _explode_after(monkeypatch, *where)
     out = tmp_path / "deploy"
     with pytest.raises(Boom):
         export_deployment(tiny_ckpt_path, out, precisions="fp32,fp16", validate=False)
@@ -48,18 +61,25 @@ def test_keyboard_interrupt_during_validation(tmp_path, tiny_ckpt_path, monkeypa
 
 
 def test_force_keeps_old_dir_until_new_one_is_complete(tmp_path, tiny_ckpt_path, monkeypatch):
+    from hrm.manifest import load_manifest
+
     out = tmp_path / "deploy"
-    out.mkdir()
-    (out / "manifest.json").write_text("old deployment")
+    export_deployment(tiny_ckpt_path, out, precisions="fp16", validate=False)
+    old = (out / "manifest.json").read_bytes()
     _explode_after(monkeypatch, "save_graph", 5)
     with pytest.raises(Boom):
         export_deployment(tiny_ckpt_path, out, precisions="fp32,fp16", validate=False, force=True)
     assert [p.name for p in tmp_path.iterdir()] == ["deploy"]
-    assert (out / "manifest.json").read_text() == "old deployment"
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "v1"]
+    assert (out / "manifest.json").read_bytes() == old
     monkeypatch.undo()
     export_deployment(tiny_ckpt_path, out, precisions="fp32", validate=False, force=True)
-    assert (out / "manifest.json").read_text().startswith("{")
+    assert set(load_manifest(out).variants) == {"fp32"}
     assert [p.name for p in tmp_path.iterdir()] == ["deploy"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "v1", "v2"]  # v1 kept for readers mid-load
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all(p.stat().st_mode & 0o777 == 0o666 & ~umask for p in out.rglob("*") if p.is_file())  # not 0600
 
 
 def test_cli_interrupt_message(tmp_path, tiny_ckpt_path, monkeypatch):
@@ -71,5 +91,5 @@ def test_cli_interrupt_message(tmp_path, tiny_ckpt_path, monkeypatch):
     result = CliRunner().invoke(main, ["--checkpoint", str(tiny_ckpt_path), "--out", str(tmp_path / "d"),
                                        "--precision", "fp32", "--no-validate"])
     assert result.exit_code == 130
-    assert result.stderr.strip().splitlines()[-1] == "hrm-export: error: interrupted; nothing was written"
+    assert result.stderr.strip().splitlines()[-1] == "error: interrupted"
     assert list(tmp_path.iterdir()) == []

@@ -19,7 +19,7 @@ def _one_error_line(result, *fragments: str) -> str:
     assert result.exit_code != 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("hrm-export: error: ") and "Traceback" not in result.output
+    assert lines[0].startswith("error: ") and "Traceback" not in result.output
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
@@ -44,17 +44,22 @@ def test_export_table(tmp_path, tiny_ckpt_path):
     assert "l_step" in result.stderr and "fp16" in result.stderr and "not validated" in result.stderr
 
 
-def test_existing_dir_needs_force(tmp_path, tiny_ckpt_path):
+def test_existing_dir_needs_force_and_must_be_a_deployment(tmp_path, tiny_ckpt_path):
     out = tmp_path / "deploy"
     out.mkdir()
     (out / "old.txt").write_text("keep me")
-    _one_error_line(_run("--checkpoint", tiny_ckpt_path, "--out", out, "--precision", "fp32"),
-                    str(out), "not empty", "--force")
+    for force in ((), ("--force",)):  # not a deployment: refused even with --force
+        result = _run("--checkpoint", tiny_ckpt_path, "--out", out, "--precision", "fp32", "--no-validate", *force)
+        assert result.exit_code == 2
+        _one_error_line(result, str(out), "not empty and is not a deployment")
     assert (out / "old.txt").read_text() == "keep me"
-    result = _run("--checkpoint", tiny_ckpt_path, "--out", out, "--precision", "fp32", "--no-validate", "--force")
+    dep = tmp_path / "dep"
+    assert _run("--checkpoint", tiny_ckpt_path, "--out", dep, "--precision", "fp32", "--no-validate").exit_code == 0
+    _one_error_line(_run("--checkpoint", tiny_ckpt_path, "--out", dep, "--precision", "fp32"), str(dep),
+                    "a deployment exists there; pass --force")
+    result = _run("--checkpoint", tiny_ckpt_path, "--out", dep, "--precision", "fp16", "--no-validate", "--force")
     assert result.exit_code == 0, result.output
-    assert not (out / "old.txt").exists() and (out / "manifest.json").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["deploy"]  # old dir and staging gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dep", "deploy"]  # no lock, staging or old dir left
 
 
 def test_empty_existing_dir_is_fine(tmp_path, tiny_ckpt_path):

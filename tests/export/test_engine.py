@@ -43,7 +43,7 @@ def test_every_graph_parses(tiny_export):
     trt = import_tensorrt()
     for precision in FLOAT_PRECISIONS:
         for kind in (*STEP_GRAPHS, "segment"):
-            path = out / precision / f"{kind}.onnx"
+            path = out / "v1" / precision / f"{kind}.onnx"
             try:
                 _builder, network, _parser = parse_onnx(trt, path)
             except ExportError as exc:
@@ -61,7 +61,7 @@ def test_every_graph_builds(engine_export):
         engines = m.variants[precision].engines
         assert set(engines) == set(STEP_GRAPHS)
         for kind, e in engines.items():
-            assert e.file == f"{precision}/{kind}.engine" and (out / e.file).stat().st_size > 0
+            assert e.file == f"v1/{precision}/{kind}.engine" and (out / e.file).stat().st_size > 0
             assert e.flavour == trt.flavour and e.trt_version == trt.version
             assert e.options["min_batch"] == 1 and e.options["opt_batch"] == 4 and e.options["max_batch"] == 16
             assert e.options["builder_optimization_level"] == 1 and e.options["strongly_typed"]

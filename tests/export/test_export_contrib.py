@@ -26,7 +26,7 @@ from hrm.export.contrib import CONTRIB_OPS
 from hrm.export.graphs import GRAPH_KINDS, build_graph, graph_io
 from hrm.export.precision import get_precision
 from hrm.export.writer import check_graph, save_graph
-from hrm.manifest import FLOAT_PRECISIONS, ORT_CONTRIB, STEP_GRAPHS, load_manifest
+from hrm.manifest import FLOAT_PRECISIONS, ORT_CONTRIB, STEP_GRAPHS, load_manifest, seal
 from hrm.runtime.backends.options import OrtOptions
 
 torch = pytest.importorskip("torch")
@@ -248,7 +248,7 @@ def test_engine_build_refuses_a_contrib_graph(contrib_export, tmp_path):
     from hrm.export.engine import EngineOptions, build_engine
 
     _, out = contrib_export
-    graph = out / "fp16" / "l_step.onnx"
+    graph = out / "v1" / "fp16" / "l_step.onnx"
     with pytest.raises(ExportError) as info:  # refused before TensorRT is touched (trt=None would fail later)
         build_engine(None, graph, tmp_path / "l_step.engine", EngineOptions())
     msg = str(info.value)
@@ -263,8 +263,8 @@ def test_cli_refuses_engine_for_contrib(tmp_path, tiny_ckpt_path):
 
     result = CliRunner().invoke(main, ["--checkpoint", str(tiny_ckpt_path), "--out", str(tmp_path / "d"),
                                        "--ops", "ort-contrib", "--engine", "--no-validate"])
-    assert result.exit_code == 1
-    assert result.output.startswith("hrm-export: error: --engine: TensorRT engines are built from --ops standard")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: --engine: TensorRT engines are built from --ops standard")
     assert len(result.output.strip().splitlines()) == 1
 
 
@@ -294,7 +294,7 @@ def test_manifest_records_and_round_trips_the_ops(contrib_export, tmp_path):
     def rewrite(fn) -> None:
         d = json.loads(json.dumps(raw))
         fn(d)
-        (copy / "manifest.json").write_text(json.dumps(d))
+        (copy / "manifest.json").write_text(json.dumps(seal(d)))
 
     def drop_ops(d):  # a manifest written before the field existed
         for v in d["variants"].values():
@@ -306,7 +306,7 @@ def test_manifest_records_and_round_trips_the_ops(contrib_export, tmp_path):
     with pytest.raises(ManifestError, match=r"variants.fp32\]: 'ops' is 'tensorrt-plugins'"):
         load_manifest(copy)
 
-    engine = {"file": "fp32/l_step.engine", "sha256": "0" * 64, "flavour": "tensorrt", "trt_version": "10.3",
+    engine = {"file": "v1/fp32/l_step.engine", "sha256": "0" * 64, "flavour": "tensorrt", "trt_version": "10.3",
               "compute_capability": "8.7"}
     rewrite(lambda d: d["variants"]["fp32"].update(engines={"l_step": engine}))
     with pytest.raises(ManifestError, match="engines are built from standard graphs only"):

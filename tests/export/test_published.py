@@ -157,7 +157,7 @@ def test_inferred_task_that_does_not_fit_the_weights_is_an_error(tmp_path, tiny_
     """A folder whose data path says Sudoku 9x9 holding a vocab-6 model: said, not exported with a wrong task."""
     write_published(tmp_path / "repo", tiny_cfg, tiny_tensors, SUDOKU_PATH)
     _one_error_line(_export("--checkpoint", tmp_path / "repo", "--out", tmp_path / "d"),
-                    f"task sudoku 9x9 inferred from data_path {SUDOKU_PATH}", "vocab_size 11 (task) vs 6 (checkpoint)",
+                    f"task sudoku 9x9 inferred from data_path {SUDOKU_PATH}", "vocab_size 11 (task) vs 6 (model)",
                     "--task")
     # --seq-len sizes it instead: the inferred task no longer fits and is not recorded (said so)
     ck = load_checkpoint(tmp_path / "repo", seq_len=16)
@@ -180,5 +180,5 @@ def test_task_flag_on_our_format(tiny_ckpt_path):
     ck = load_checkpoint(tiny_ckpt_path, task=get_task("maze", size=4).metadata())  # same seq 16, vocab 6
     assert ck.task["name"] == "maze" and "task maze 4x4 (--task), replacing the recorded sudoku 4x4" in ck.notes()
     _one_error_line(_info(tiny_ckpt_path, "--task", "sudoku"), "--task sudoku 9x9 does not fit",
-                    "seq_len 81 (task) vs 16 (checkpoint)")
+                    "seq_len 81 (task) vs 16 (model)")
     _one_error_line(_info(tiny_ckpt_path, "--task-param", "size=4"), "--task-param needs --task")

@@ -55,7 +55,7 @@ def test_official_checkpoint_parity(official_export):
     report, out = official_export
     _check_report(report, STEP_GRAPHS)
     assert report.source["format"] == "official"
-    assert (out / "fp32" / "l_step.onnx").is_file()
+    assert (out / "v1" / "fp32" / "l_step.onnx").is_file()
 
 
 def test_validator_catches_a_wrong_graph(tmp_path, tiny_cfg, tiny_tensors, tiny_export):
@@ -65,7 +65,7 @@ def test_validator_catches_a_wrong_graph(tmp_path, tiny_cfg, tiny_tensors, tiny_
 
     _, out = tiny_export
     p = get_precision("fp16")
-    files = {k: out / "fp16" / f"{k}.onnx" for k in STEP_GRAPHS}
+    files = {k: out / "v1" / "fp16" / f"{k}.onnx" for k in STEP_GRAPHS}
     model = onnx.load(str(files["l_step"]))
     for init in model.graph.initializer:
         if init.name == "L_level.layers.1.mlp.down_proj.weight":

@@ -95,8 +95,9 @@ def test_broken_grid_and_missing_file(tiny_deploy, tmp_path, sudokus):
     r = run(tiny_deploy, "--json", grid, tmp_path / "nope.txt", digits(sudokus[0].tokens))
     assert r.exit_code == 1
     res, errs, _ = records(r.output)
-    assert errs[0]["source"] == str(grid) and errs[0]["line"] == 3 and "blank line inside the grid" in errs[0]["error"]
-    assert errs[1]["source"] == str(tmp_path / "nope.txt") and "no such file" in errs[1]["error"]
+    assert [(e["source"], e["line"]) for e in errs[:2]] == [(str(grid), 1), (str(grid), 4)]  # each grid at its start
+    assert "has 2 rows, expected 4 (blank line at line 3)" in errs[0]["error"]
+    assert errs[2]["source"] == str(tmp_path / "nope.txt") and "no such file" in errs[2]["error"]
     assert len(res) == 1
 
 

@@ -30,7 +30,7 @@ def test_tampered_graph_and_missing_variant(tiny_deploy, tmp_path):
     d = copy_deployment(tiny_deploy, tmp_path / "d")
     with pytest.raises(ManifestError, match="no 'bf16' variant"):
         load_deployment(d).variant("bf16")
-    with open(d / "fp32" / "heads.onnx", "ab") as f:
+    with open(load_deployment(d).manifest.path(load_deployment(d).variant("fp32").graphs["heads"].file), "ab") as f:
         f.write(b"\0")
     with pytest.raises(ManifestError, match="heads.onnx: sha256"):
         load_deployment(d)

@@ -90,7 +90,7 @@ def _with_engines(tiny_deploy, tmp_path, cc: str):
     d = copy_deployment(tiny_deploy, tmp_path / "d")
     man = load_manifest(d, verify=False)
     for kind in STEP_GRAPHS:
-        rel = f"fp32/{kind}.engine"
+        rel = f"v1/fp32/{kind}.engine"
         (d / rel).write_bytes(b"not an engine")
         man.variants["fp32"].engines[kind] = EngineEntry(kind, rel, sha256_file(d / rel), "tensorrt", "10.3.0.26",
                                                          "Jetson Orin", cc)

@@ -36,7 +36,7 @@ def test_runtime_solves_with_ort_without_torch(tiny_deploy):
         import numpy as np
         import hrm.runtime
         import hrm.runtime.backends.ort, hrm.runtime.backends.trt, hrm.runtime.engine_check, hrm.runtime.gpu
-        import hrm.evaluation, hrm.runtime.inputs
+        import hrm.evaluation, hrm.tasks.inputs
         import hrm.runtime.backends.torch_ref  # importable; torch only on activate
         from hrm.runtime import Session, Scheduler, load_deployment
         from hrm.runtime.backends.options import OrtOptions

@@ -71,6 +71,7 @@ def test_scheduler_matches_solving_alone(sessions, alone, puzzles, data):
         futures[i] = sched.submit(puzzles[i], request_id=i)
     sched.run_until_idle()
     assert sched.active == 0 and sched.pending == 0
+    sched.stop()
     for i, fut in futures.items():
         res = fut.result(timeout=0)
         assert res.request_id == i
@@ -112,6 +113,7 @@ def test_solve_refuses_to_clobber_a_busy_scheduler(sessions, batch16):
         sessions[2].solve(tokens[:1])
     sched.run_until_idle()
     sessions[2].solve(tokens[:1])  # free again
+    sched.stop()
 
 
 def test_bad_submission_fails_its_future_only(sessions, batch16):
@@ -128,3 +130,4 @@ def test_bad_submission_fails_its_future_only(sessions, batch16):
     with pytest.raises(ValueError, match="puzzle id 9 outside"):
         bad_id.result(timeout=0)
     assert good.result(timeout=0).segments >= 1
+    sched.stop()

@@ -114,16 +114,16 @@ def test_official_csv(task) -> None:
 @pytest.mark.parametrize(
     "rows, line, message",
     [
-        (MAZE[:2] + ["o#  #"] + MAZE[3:], 3, "row has 5 cells, expected 6"),
-        (MAZE[:3] + ["o## #x"] + MAZE[4:], 4, "bad character 'x' at column 6"),
-        (MAZE[:1] + ["o#\t## "] + MAZE[2:], 2, "bad character '\\t' at column 3"),
+        (MAZE[:2] + ["o#  #"] + MAZE[3:], 1, "maze that starts here, line 3: row has 5 cells, expected 6"),
+        (MAZE[:3] + ["o## #x"] + MAZE[4:], 1, "line 4: bad character 'x' at column 6"),
+        (MAZE[:1] + ["o#\t## "] + MAZE[2:], 1, "line 2: bad character '\\t' at column 3"),
         (["S#   S"] + MAZE[1:], 1, "two starts (S) at line 1 and line 1"),
-        (MAZE[:2] + ["o#  #S"] + MAZE[3:], 3, "two starts (S) at line 1 and line 3"),
-        (MAZE[:5] + ["###G#G"], 6, "two goals (G)"),
+        (MAZE[:2] + ["o#  #S"] + MAZE[3:], 1, "two starts (S) at line 1 and line 3"),
+        (MAZE[:5] + ["###G#G"], 1, "line 6: two goals (G)"),
         ([MAZE[0].replace("S", "o")] + MAZE[1:], 1, "no start (S)"),
         (MAZE[:4] + ["oo o# "] + MAZE[5:], 1, "path (o) is broken: path breaks at (5, 2)"),
         (MAZE[:4], 1, "has 4 rows, expected 6 (end of input)"),
-        (MAZE[:3] + [""] + MAZE[3:], 4, "blank line inside the maze that starts at line 1: it has 3 rows"),
+        (MAZE[:3] + [""] + MAZE[3:], 1, "the maze that starts here has 3 rows, expected 6 (blank line at line 4"),
     ],
 )
 def test_malformed_inputs(task, rows: list[str], line: int, message: str) -> None:
@@ -138,7 +138,7 @@ def test_malformed_second_maze_names_its_lines(task) -> None:
     bad = MAZE[:2] + ["o#  #S"] + MAZE[3:]
     with pytest.raises(ParseError) as ei:
         task.parse(text(MAZE) + "\n" + text(bad), "m.txt")
-    assert ei.value.line == 10 and "two starts (S) at line 8 and line 10" in ei.value.message
+    assert ei.value.line == 8 and "two starts (S) at line 8 and line 10" in ei.value.message
 
 
 def test_malformed_csv(task) -> None:

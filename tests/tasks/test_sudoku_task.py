@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from hrm.errors import ParseError
 from hrm.tasks import get_task
+from hrm.tasks.base import read_text
 from hrm.tasks.sudoku_solver import random_solution
 
 Q = "..53.....8......2..7..1.5..4....53...1..7...6..32...8..6.5....9..4....3......97.."
@@ -193,8 +194,8 @@ def test_generate_and_solve(task) -> None:
         ("\n\n" + Q + "5", 3, "expected 81 cells, found 82"),
         (Q[:10] + "x" + Q[11:], 1, "bad character 'x' at column 11"),
         ("# c\n" + Q + "\n" + Q.replace("5", "a", 1), 3, "bad character 'a' at column 3"),
-        ("5 3 . . 7 . . . .\n6 . . 1 9 5 . .\n", 2, "grid row has 8 cells, expected 9"),
-        ("5 3 . . 7 . . . .\n6 . . 1 9 5 . . .\n\n", 3, "blank line inside the grid that starts at line 1: it has 2"),
+        ("5 3 . . 7 . . . .\n6 . . 1 9 5 . .\n", 1, "grid that starts here, line 2: grid row has 8 cells, expected 9"),
+        ("5 3 . . 7 . . . .\n6 . . 1 9 5 . . .\n\n", 1, "grid that starts here has 2 rows, expected 9 (blank line at line 3)"),
         ("x\n5 3 . . 7 . . . .\n", 1, "bad character 'x'"),
         (". . . . . . . . .\n" * 4, 1, "has 4 rows, expected 9 (end of input)"),
         ("source,q,a,rating\ns," + Q + "," + A[:-1] + ",3\n", 2, "CSV field a: expected 81 cells, found 80"),
@@ -227,7 +228,9 @@ def test_parse_file_and_unreadable_files(task, tmp_path) -> None:
     b.write_bytes(Q.encode() + b"\n..\xff\xfe\n")
     with pytest.raises(ParseError) as ei:
         task.parse_file(b)
-    assert ei.value.line == 2 and "byte 0xff at column 3" in ei.value.message
+    assert ei.value.line == 2 and "byte 0xff (not UTF-8) at column 3" in ei.value.message
+    good, bad = task.parse_records(read_text(b), str(b))  # the bad bytes cost only their own line
+    assert good.source == f"{b}:1" and bad.line == 2
 
 
 def test_empty_input_gives_no_puzzles(task) -> None:

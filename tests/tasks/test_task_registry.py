@@ -82,6 +82,8 @@ def test_puzzle_is_immutable_and_validated() -> None:
         Puzzle(np.zeros((2, 2), int), None, "f:1")
     with pytest.raises(ValueError, match="integers"):
         Puzzle(np.zeros(3), None, "f:1")
+    with pytest.raises(ValueError, match="token 8589934594 at position 1 is outside int32"):
+        Puzzle(np.array([1, 2**33 + 2]), None, "f:1")  # an int32 cast would make it 2
     q = Puzzle(np.arange(4, dtype=np.uint8), np.arange(4), "g:2", meta={"x": 1})
     assert p.same_as(q) and not p.same_as(Puzzle(np.arange(4), None, "f:1"))
     assert p != q and p == p  # identity equality, no ambiguous array comparison
