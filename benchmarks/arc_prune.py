@@ -83,8 +83,13 @@ def dir_bytes(d: Path) -> int:
     return sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
 
 
-def embed_bytes(d: Path) -> int:
-    return sum(p.stat().st_size for p in (d / "fp32").glob("embed.onnx*"))
+def embed_files(d: Path) -> list[Path]:
+    """The fp32 embed graph and its external data, where the manifest puts them (``v<N>/fp32/``)."""
+    from hrm.manifest import load_manifest
+
+    man = load_manifest(d, verify=False)
+    g = man.variant("fp32").graphs["embed"]
+    return [man.path(g.file)] + ([man.path(g.external_data["file"])] if g.external_data else [])
 
 
 def peak_rss_gib() -> float:
@@ -132,9 +137,9 @@ def main() -> None:
         rep = export_deployment(ckpt, d, precisions="fp32", validate=False, identifiers=ids_path, **kw)
         seconds = time.perf_counter() - t
         out[name] = {"export_seconds": round(seconds, 1), "deployment_bytes": dir_bytes(d),
-                     "embed_graph_bytes": embed_bytes(d), "rows": rep.identifiers["count"],
-                     "table_bytes_fp32": rep.identifiers["table_bytes_fp32"],
-                     "external_data": (d / "fp32" / "embed.onnx.data").exists(),
+                     "embed_graph_bytes": sum(p.stat().st_size for p in embed_files(d)),
+                     "rows": rep.identifiers["count"], "table_bytes_fp32": rep.identifiers["table_bytes_fp32"],
+                     "external_data": len(embed_files(d)) > 1,
                      "peak_rss_gib_so_far": round(peak_rss_gib(), 2)}
         print(f"{name}: {out[name]}", flush=True)
     del ckpt

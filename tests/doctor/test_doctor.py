@@ -82,8 +82,11 @@ def test_cli_exit_zero_and_clean_json_for_a_working_deployment(bundled_dir, monk
 
 
 def test_cli_fails_on_tampered_graph_bytes(bundled_dir, tmp_path, monkeypatch):
+    from hrm.manifest import load_manifest
+
     d = shutil.copytree(bundled_dir, tmp_path / "tampered")
-    graph = d / "fp32" / "l_step.onnx"
+    man = load_manifest(d, verify=False)
+    graph = man.path(man.variant("fp32").graphs["l_step"].file)  # v<N>/fp32/l_step.onnx
     data = bytearray(graph.read_bytes())
     data[-8] ^= 0xFF
     graph.write_bytes(bytes(data))
@@ -100,8 +103,11 @@ def test_cli_fails_when_a_variant_answers_differently(bundled_dir, tmp_path, mon
 
     import onnx
 
+    from hrm.manifest import load_manifest
+
     d = shutil.copytree(bundled_dir, tmp_path / "wrong")
-    model = onnx.load(d / "fp16" / "l_step.onnx", load_external_data=False)
+    man = load_manifest(d, verify=False)
+    model = onnx.load(man.path(man.variant("fp16").graphs["l_step"].file), load_external_data=False)
     name = next(i.name for i in model.graph.initializer if len(i.dims) == 2)
     patch_initializer(d, "fp16", "l_step", name, lambda w: -w)
     res = _cli([str(d), "--json", "--no-timing", "--puzzles", "8"], monkeypatch)

@@ -11,7 +11,7 @@ import pytest
 
 from hrm.errors import ManifestError
 from hrm.io import sha256_file
-from hrm.manifest import FLOAT_PRECISIONS, IO_NAMES, STEP_GRAPHS, load_manifest
+from hrm.manifest import FLOAT_PRECISIONS, IO_NAMES, STEP_GRAPHS, load_manifest, seal
 
 
 def test_manifest_contents(tiny_export, tiny_ckpt_path, tiny_tensors):
@@ -37,7 +37,7 @@ def test_manifest_contents(tiny_export, tiny_ckpt_path, tiny_tensors):
         assert set(var.graphs) == {*STEP_GRAPHS, "segment"}
         assert var.validation["passed"]
         for kind, g in var.graphs.items():
-            assert g.file == f"{name}/{kind}.onnx" and g.sha256 == sha256_file(out / g.file)
+            assert g.file == f"v1/{name}/{kind}.onnx" and g.sha256 == sha256_file(out / g.file)
             assert [i["name"] for i in g.inputs] == list(IO_NAMES[kind][0])
             assert [o["name"] for o in g.outputs] == list(IO_NAMES[kind][1])
             assert g.external_data is None
@@ -51,7 +51,7 @@ def report_config(report):
     return HRMConfig.from_dict(report.config)
 
 
-@pytest.mark.parametrize("victim", ["fp16/l_step.onnx", "init/H_init.npy", "bf16/heads.onnx"])
+@pytest.mark.parametrize("victim", ["v1/fp16/l_step.onnx", "v1/init/H_init.npy", "v1/bf16/heads.onnx"])
 def test_changed_byte_is_detected(tmp_path, tiny_export, victim):
     _, out = tiny_export
     copy = tmp_path / "deploy"
@@ -76,8 +76,8 @@ def test_external_data_is_hashed_and_verified(tmp_path, tiny_ckpt_path):
         if kind in ("embed", "heads"):  # the tiny model's tables are under onnx's 1 KiB per-tensor threshold
             assert g.external_data is None
             continue
-        assert g.external_data == {"file": f"fp16/{kind}.onnx.data", "sha256": sha256_file(out / g.external_data["file"])}
-    data = out / "fp16/l_step.onnx.data"
+        assert g.external_data == {"file": f"v1/fp16/{kind}.onnx.data", "sha256": sha256_file(out / g.external_data["file"])}
+    data = out / "v1/fp16/l_step.onnx.data"
     raw = bytearray(data.read_bytes())
     raw[100] ^= 0xFF
     data.write_bytes(bytes(raw))
@@ -102,6 +102,6 @@ def test_unknown_halt_rule_is_refused_naming_the_key(tmp_path, tiny_export):
     copy = shutil.copytree(out, tmp_path / "deploy")
     raw = json.loads((copy / "manifest.json").read_text())
     raw["recurrence"]["halt_rule"] = "q_halt > 1"
-    (copy / "manifest.json").write_text(json.dumps(raw))
+    (copy / "manifest.json").write_text(json.dumps(seal(raw)))  # sealed, as a newer hrm-deploy would write it
     with pytest.raises(ManifestError, match=r"\[recurrence\]: 'halt_rule' is 'q_halt > 1'; this hrm-deploy knows"):
         load_manifest(copy, verify=False)

@@ -148,16 +148,20 @@ def test_export_records_identifiers_and_prunes_rows(full, pruned, built):
     import onnx
     from onnx import numpy_helper
 
-    def table(d):
-        m = onnx.load(str(d / "fp32" / "embed.onnx"))
+    def table(man):
+        m = onnx.load(str(man.path(man.variant("fp32").graphs["embed"].file)))
         return next(numpy_helper.to_array(t) for t in m.graph.initializer if t.name == "puzzle_emb.weights")
 
-    assert np.array_equal(table(pdir), table(fdir)[rows])
-    # the names file is part of the hash-checked contract
-    (pdir / "identifiers.json").write_text(json.dumps(list(kept.names[::-1])))
+    assert np.array_equal(table(pman), table(fman)[rows])
+    # the names files live in the published version folder, beside the graphs, and are part of the
+    # hash-checked contract
+    names_file = pman.path(pman.identifiers["file"])
+    assert names_file == pdir / "v1" / "identifiers.json"
+    assert pman.path(pman.identifiers["rows"]["file"]) == pdir / "v1" / "identifier_rows.npy"
+    names_file.write_text(json.dumps(list(kept.names[::-1])))
     with pytest.raises(Exception, match="identifiers.json: sha256"):
         load_manifest(pdir)
-    (pdir / "identifiers.json").write_text(kept.to_json())
+    names_file.write_text(kept.to_json())
 
 
 def test_export_without_identifiers_says_what_that_means(tmp_path, arc_ckpt):

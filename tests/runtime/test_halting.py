@@ -46,7 +46,7 @@ def test_stops_by_mode_rule_and_cap():
 
 def test_manifest_makes_the_deployment_policy(tiny_deploy, tmp_path):
     from hrm.errors import ManifestError
-    from hrm.manifest import load_manifest
+    from hrm.manifest import load_manifest, seal
 
     man = load_manifest(tiny_deploy)
     assert man.halting_policy() == HaltingPolicy("act", man.config.halt_max_steps, man.halt_rule)
@@ -55,8 +55,8 @@ def test_manifest_makes_the_deployment_policy(tiny_deploy, tmp_path):
     shutil.copytree(tiny_deploy, bad)
     raw = json.loads((bad / "manifest.json").read_text())
     raw["recurrence"]["default_halting"] = "sometimes"
-    (bad / "manifest.json").write_text(json.dumps(raw))
-    with pytest.raises(ManifestError, match=r"manifest.json \[recurrence\]: 'default_halting' is 'sometimes'"):
+    (bad / "manifest.json").write_text(json.dumps(seal(raw)))  # a deliberate rewrite, to reach the check
+    with pytest.raises(ManifestError, match=r"manifest.json \[recurrence.default_halting\]: is 'sometimes'"):
         load_manifest(bad)
 
 

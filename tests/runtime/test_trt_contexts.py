@@ -9,6 +9,7 @@ tested on a GPU in test_trt.py.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +35,7 @@ def fake(tiny_deploy, tmp_path, monkeypatch):
         d = copy_deployment(tiny_deploy, tmp_path / f"d{len(list(tmp_path.iterdir()))}")
         man = load_manifest(d, verify=False)
         for kind in kinds:
-            rel = f"fp32/{kind}.engine"
+            rel = str(Path(man.variants["fp32"].graphs[kind].file).with_suffix(".engine"))  # beside its graph
             (d / rel).write_bytes(kind.encode())
             man.variants["fp32"].engines[kind] = EngineEntry(kind, rel, sha256_file(d / rel), flavour, version,
                                                              "Fake GPU", "8.7")
@@ -170,7 +171,7 @@ def test_rtx_runtime_config_cache_and_capturability(fake):
     assert not [e for e in log.events if e[0] == "captured"]
     assert [e for e in log.events if e[0] == "is_stream_capturable"]
     b.deactivate()
-    saved = d / "fp32" / "tensorrt_rtx.runtime_cache"
+    saved = d / "v1" / "fp32" / "tensorrt_rtx.runtime_cache"  # inside the published version, beside the engines
     assert saved.read_bytes().startswith(b"rtx-cache")
     # the next session starts from it
     b2 = _backend(d)
