@@ -127,8 +127,8 @@ def test_export_from_the_hub_then_offline_from_the_cache(tmp_path, hub, sudoku_r
 def test_wrong_revision_one_line(tmp_path, hub, sudoku_repo):
     proc = _cli("hrm.cli.export", ["--checkpoint", f"hf://{REPO}@v9", "--out", tmp_path / "d"],
                 _env(tmp_path / "hf", hub.url))
-    _one_line(proc, "hrm-export: error: ", f"hf://{REPO}@v9: revision 'v9' does not exist in {REPO} ({hub.url})")
-    assert proc.returncode == 1 and not (tmp_path / "d").exists()
+    _one_line(proc, f"error: hf://{REPO}@v9: revision 'v9' does not exist in {REPO} ({hub.url})")
+    assert proc.returncode == 2 and not (tmp_path / "d").exists()
 
 
 def test_unreachable_hub_without_cache_one_line(tmp_path):
