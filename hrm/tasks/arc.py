@@ -186,6 +186,8 @@ def read_arc_records(text: str, source: str = "<string>", task_id: str | None = 
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         return [ParseError(source, e.lineno, f"invalid JSON: {e.msg} at column {e.colno}")]
+    except RecursionError:
+        return [ParseError(source, None, "input nested too deeply to parse")]
     if task_id is None:
         task_id = PurePath(source).stem if not source.startswith("<") else "task"
     if isinstance(obj, dict) and ("train" in obj or "test" in obj):

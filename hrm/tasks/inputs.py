@@ -3,8 +3,9 @@
 A user running a file of 1000 puzzles wants the 999 good ones solved and the bad one named, so
 inputs go through :meth:`hrm.tasks.base.Task.parse_records`: one pass per input, one item per record
 (a puzzle or the error naming its line), nothing dropped and no cap. Bytes are decoded leniently
-(:func:`hrm.tasks.base.decode_text`): a byte that is not UTF-8, on stdin as in a file, fails the record
-it sits in, never the whole input.
+(:func:`hrm.tasks.base.decode_text`; stdin through :func:`~hrm.tasks.base.read_stream`): a byte that is
+not UTF-8, on stdin as in a file, fails the record it sits in, never the whole input. (ARC's inputs, read
+as tasks by :mod:`hrm.tasks.arc_inputs`, use the same readers.)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Sequence, TextIO
 import numpy as np
 
 from hrm.errors import ParseError
-from hrm.tasks.base import Puzzle, Record, decode_text, raise_first, read_text, split_lines
+from hrm.tasks.base import Puzzle, Record, raise_first, read_stream, read_text, split_lines
 
 __all__ = ["Inputs", "read_inputs", "parse_records", "TokenLines"]
 
@@ -51,7 +52,7 @@ def read_inputs(task: Any, items: Sequence[str], stdin: TextIO | None = None) ->
             if stdin is None:
                 out.errors.append(ParseError("<stdin>", None, "no standard input"))
                 continue
-            text, source = _read_stream(stdin), "<stdin>"
+            text, source = read_stream(stdin), "<stdin>"
         elif os.path.exists(item):
             if os.path.isdir(item):
                 out.errors.append(ParseError(item, None, "is a directory, expected a puzzle file"))
@@ -69,14 +70,6 @@ def read_inputs(task: Any, items: Sequence[str], stdin: TextIO | None = None) ->
         for record in parse_records(task, text, source):
             (out.errors if isinstance(record, ParseError) else out.puzzles).append(record)
     return out
-
-
-def _read_stream(stream: TextIO) -> str:
-    """All of a stream, as bytes when it has them (binary input must not raise a decode error)."""
-    buffer = getattr(stream, "buffer", None)
-    if buffer is not None:
-        return decode_text(buffer.read())
-    return stream.read()
 
 
 class TokenLines:

@@ -46,13 +46,27 @@ def test_internal_error_is_70_with_traceback_only_under_debug(rel_deploy, monkey
     assert r.exit_code == 70 and "Traceback (most recent call last)" in r.stderr
 
 
-def test_every_command_has_debug():
-    from hrm.cli import bench, ckpt, data, demo, eval, export, parity, run as run_cli, train
+def test_every_command_has_one_debug():
+    """Every console script (subcommands of the groups included) goes through handle_errors once: the
+    shared option group wraps commands that already do, and hands --debug down instead of adding another."""
+    import importlib
+    import tomllib
+    from pathlib import Path
 
-    commands = [bench.main, demo.main, eval.main, export.main, parity.main, run_cli.main, train.main,
-                *ckpt.main.commands.values(), *data.main.commands.values()]
-    for command in commands:
-        assert "--debug" in [o for p in command.params for o in getattr(p, "opts", [])], command.name
+    scripts = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert {"hrm-run", "hrm-doctor", "hrm-data", "hrm-ckpt", "hrm-bench"} <= set(scripts)
+    for name, target in scripts.items():
+        module, attr = target.split(":")
+        main = getattr(importlib.import_module(module), attr)
+        for command in [*getattr(main, "commands", {}).values()] or [main]:
+            debug = [o for p in command.params for o in getattr(p, "opts", []) if o == "--debug"]
+            assert debug == ["--debug"], f"{name} {command.name}: {debug}"
+
+
+def test_a_bad_shared_option_is_one_line_and_2(rel_deploy):
+    r = run(rel_deploy, "--precision", "fp99", "1... .... .... ....")
+    assert r.exit_code == 2 and r.stderr.startswith("error: --precision 'fp99': expected")
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.output
 
 
 def test_closed_pipe_ends_quietly(rel_deploy, tmp_path):

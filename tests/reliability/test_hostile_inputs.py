@@ -183,6 +183,33 @@ def test_any_bytes_give_records_never_a_traceback(task, data):
         assert e.line is None or 1 <= e.line <= n_lines
 
 
+@settings(max_examples=60, deadline=None)
+@given(data=st.binary(max_size=400))
+def test_arc_task_inputs_any_bytes_never_a_traceback(data):
+    """hrm-run on an ARC deployment reads tasks with hrm.tasks.arc_inputs: stdin bytes of any kind are
+    errors naming <stdin>, never a decode error."""
+    import io
+
+    from hrm.tasks.arc_inputs import read_arc_inputs
+
+    got = read_arc_inputs(["-"], stdin=io.TextIOWrapper(io.BytesIO(data)))
+    assert all(isinstance(e, ParseError) and e.source == "<stdin>" and "\n" not in str(e) for e in got.errors)
+    assert got.records or got.errors
+
+
+def test_arc_task_inputs_deep_json_and_odd_items(tmp_path):
+    from hrm.tasks.arc_inputs import read_arc_inputs
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    good = tmp_path / "good.json"
+    good.write_text('{"train": [], "test": [{"input": [[1, 2]]}]}')
+    got = read_arc_inputs([str(deep), "x" * 5000, str(good)])
+    assert [r.task_id for r in got.records] == ["good"]
+    assert [(e.source, e.message) for e in got.errors] == [
+        (str(deep), "input nested too deeply to parse"), ("x" * 80, "cannot read: File name too long")]
+
+
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_parsing_time_is_linear(fmt):
     """Eight times the records (a tenth of them bad) take about eight times as long: a ratio, not a clock."""
