@@ -30,9 +30,9 @@ from hrm.runtime.backends.options import BackendOptions
 @dataclass(frozen=True)
 class SoakOptions:
     """What a soak runs: ``n`` requests from ``threads`` submitters through ``slots`` scheduler rows, on
-    the Session that ``backend`` / ``device`` / ``precision`` / ``halting`` / ``options`` (the backend's
-    options object) describe, as for any Session (``hrm-bench --soak`` fills them from the shared option
-    group). ``halting`` None: the manifest's default."""
+    the Session that ``backend`` / ``device`` / ``precision`` / ``halting`` / ``max_segments`` /
+    ``options`` (the backend's options object) describe, as for any Session (``hrm-bench --soak`` fills
+    them from the shared option group). ``halting`` / ``max_segments`` None: the manifest's."""
 
     n: int
     threads: int = 4
@@ -44,13 +44,14 @@ class SoakOptions:
     device: str = "cpu"
     precision: str = "fp32"
     halting: str | None = "act"
+    max_segments: int | None = None
     options: BackendOptions | None = None
 
     def session(self, deployment: Any, batch: int) -> Any:
         from hrm.runtime import Session
 
         return Session(deployment, backend=self.backend, device=self.device, precision=self.precision, batch=batch,
-                       halting=self.halting, options=self.options)
+                       halting=self.halting, max_segments=self.max_segments, options=self.options)
 
     def describe(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "options"}

@@ -58,10 +58,10 @@ from hrm.errors import EXIT_REJECTED
               help="where exports are cached  [default: $HRM_BENCH_CACHE or ~/.cache/hrm-deploy/bench]")
 @click.option("--seed", type=int, default=0, show_default=True, help="puzzle (and random-model) seed")
 @click.option("--soak", type=click.IntRange(min=1), default=None,
-              help="instead of the benchmark: N puzzles from --soak-threads threads through one Scheduler (ort on "
-                   "the first --device and --precision, --threads, one --halting [default: act]; slots: the first "
-                   "--batch, default 64), every answer checked against solving it alone; throughput and resident "
-                   "memory at start/middle/end (hrm.bench.soak); exit 1 on any mismatch")
+              help="instead of the benchmark: N puzzles from --soak-threads threads through one Scheduler (ort "
+                   "on the first --device and --precision, --threads, --max-segments, one --halting [default: "
+                   "act]; slots: the first --batch, default 64), every answer checked against solving it alone; "
+                   "throughput and resident memory at start/middle/end (hrm.bench.soak); exit 1 on any mismatch")
 @click.option("--soak-threads", type=click.IntRange(min=1), default=4, show_default=True,
               help="--soak: submitting threads")
 @handle_errors
@@ -169,7 +169,8 @@ def main(path: Path | None, random_full: str | None, random_tiny: bool, runtime:
 def _soak(path: Path | None, runtime: RuntimeArgs, precision: str, n: int, threads: int, slots: int, seed: int,
           cache_dir: Path | None, json_out: str | None, log) -> None:
     """``--soak N``: N puzzles through one Scheduler of the ort backend on the first --device / --precision,
-    with --threads and --halting (one mode; default act) of the shared group; exit 1 on any mismatch."""
+    with --threads, --max-segments and --halting (one mode; default act) of the shared group; exit 1 on any
+    mismatch."""
     from hrm.bench.models import BenchError, resolve_path
     from hrm.bench.soak import SoakOptions, run_soak, summary
 
@@ -178,7 +179,7 @@ def _soak(path: Path | None, runtime: RuntimeArgs, precision: str, n: int, threa
     deploy_dir, _ = resolve_path(path, [precision], cache_dir, log=log)
     halting = runtime.haltings[0] if len(runtime.haltings) == 1 else "act"
     options = SoakOptions(n, threads, slots, seed=seed, device=runtime.device, precision=precision, halting=halting,
-                          options=runtime.options("ort", skip=("checkpoint",)))
+                          max_segments=runtime.max_segments, options=runtime.options("ort", skip=("checkpoint",)))
     doc = run_soak(deploy_dir, options, log=log)
     doc["command"] = shlex.join(["hrm-bench", *sys.argv[1:]])
     if json_out:

@@ -101,7 +101,8 @@ def test_resealed_task_must_fit_the_model(copy):
     def nine(raw):
         raw["task"] = {"name": "sudoku", "params": {"size": 9}}
     rewrite(copy, nine)
-    with pytest.raises(ManifestError, match=r"\[task\]: task sudoku 9x9 does not fit the model \(seq_len 81 \(task\) vs 16"):
+    with pytest.raises(ManifestError, match=r"\[task\]: task sudoku 9x9 does not fit the model \(seq_len 81 \(task\) "
+                                            r"vs 16"):
         load_manifest(copy, verify=False)
 
 
@@ -156,3 +157,63 @@ def test_cli_prints_one_line_and_exits_2(copy):
     r = CliRunner().invoke(main, [str(copy), "1... .... .... ...."])
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("error: ") and "contains '..'" in r.stderr
+
+
+# ---- arc's puzzle_identifiers block and hub's source block ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def named_deploy(tmp_path_factory, tiny_ckpt_path):
+    """The tiny model exported with puzzle names (hrm-export --identifiers): the block and its file."""
+    from hrm.export import export_deployment
+    from hrm.identifiers import PuzzleIdentifiers
+
+    out = tmp_path_factory.mktemp("named") / "d"
+    export_deployment(tiny_ckpt_path, out, precisions="fp32", validate=False,
+                      identifiers=PuzzleIdentifiers(("<blank>", "0a1b2c3d", "0a1b2c3d_t1_0213456789")))
+    return out
+
+
+@pytest.fixture
+def named(named_deploy, tmp_path):
+    return shutil.copytree(named_deploy, tmp_path / "named")
+
+
+def test_identifiers_file_is_published_inside_the_version_and_sealed(named):
+    raw = json.loads((named / "manifest.json").read_text())
+    assert raw["puzzle_identifiers"]["file"] == "v1/identifiers.json"
+    assert ("v1/identifiers.json", raw["puzzle_identifiers"]["sha256"]) in load_manifest(named).files()
+    rewrite(named, lambda raw: raw["puzzle_identifiers"].update(count=99), reseal=False)
+    with pytest.raises(ManifestError, match=r"\[digest\]: the manifest's content does not match"):
+        load_manifest(named, verify=False)
+
+
+@pytest.mark.parametrize("path, words", [("../identifiers.json", "contains '..'"),
+                                         ("/tmp/ids.json", "is absolute")])
+def test_identifiers_paths_must_stay_inside(named, path, words):
+    rewrite(named, lambda raw: raw["puzzle_identifiers"].update(file=path))
+    with pytest.raises(ManifestError, match=r"\[puzzle_identifiers.file\]: file path .*" + words):
+        load_manifest(named, verify=False)
+
+
+def test_identifiers_rows_path_and_types_are_checked(named):
+    rows = {"file": "../rows.npy", "sha256": "0" * 64}
+    rewrite(named, lambda raw: raw["puzzle_identifiers"].update(rows=rows))
+    with pytest.raises(ManifestError, match=r"\[puzzle_identifiers.rows.file\]: file path .*contains '..'"):
+        load_manifest(named, verify=False)
+    rewrite(named, lambda raw: raw.update(puzzle_identifiers=[]))
+    with pytest.raises(ManifestError, match=r"\[puzzle_identifiers\]: expected an object or null, found a list"):
+        load_manifest(named, verify=False)
+
+
+def test_source_block_is_sealed_and_typed(copy):
+    """The source checkpoint is outside the deployment on purpose (the torch backend reads it after its
+    sha256 check), but editing where it points is an edit of the manifest."""
+    rewrite(copy, lambda raw: raw["source"].update(path="/elsewhere/model.safetensors"), reseal=False)
+    with pytest.raises(ManifestError, match=r"\[digest\]"):
+        load_manifest(copy, verify=False)
+    rewrite(copy, lambda raw: raw["source"].update(sha256="abc"))
+    with pytest.raises(ManifestError, match=r"\[source.sha256\]: expected a sha256"):
+        load_manifest(copy, verify=False)
+    rewrite(copy, lambda raw: raw["source"].update(path=7))
+    with pytest.raises(ManifestError, match=r"\[source.path\]: expected a string, found an integer"):
+        load_manifest(copy, verify=False)
