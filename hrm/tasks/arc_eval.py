@@ -182,26 +182,29 @@ def drive(session: Any, requests: Iterable[tuple[Any, Puzzle]], on_result: Resul
     source: Iterator[tuple[Any, Puzzle]] = iter(requests)
     exhausted, count = False, 0
     t0 = time.perf_counter()
-    while True:
-        while not exhausted and sched.pending < 2 * sched.slots:
-            nxt = next(source, None)
-            if nxt is None:
-                exhausted = True
+    try:
+        while True:
+            while not exhausted and sched.pending < 2 * sched.slots:
+                nxt = next(source, None)
+                if nxt is None:
+                    exhausted = True
+                    break
+                rid, puzzle = nxt
+                pending[rid] = sched.submit(puzzle, request_id=rid)
+                count += 1
+            if not pending:
                 break
-            rid, puzzle = nxt
-            pending[rid] = sched.submit(puzzle, request_id=rid)
-            count += 1
-        if not pending:
-            break
-        if sched.pending or sched.active:
-            sched.step()
-        done = [rid for rid, fut in pending.items() if fut.done()]
-        for rid in done:
-            fut = pending.pop(rid)
-            exc = fut.exception()
-            on_result(rid, exc if exc is not None else fut.result())
-        if done and on_progress is not None:
-            on_progress(len(done))
+            if sched.pending or sched.active:
+                sched.step()
+            done = [rid for rid, fut in pending.items() if fut.done()]
+            for rid in done:
+                fut = pending.pop(rid)
+                exc = fut.exception()
+                on_result(rid, exc if exc is not None else fut.result())
+            if done and on_progress is not None:
+                on_progress(len(done))
+    finally:  # one open Scheduler per Session: free it for the next one, also when a callback raised
+        sched.stop(drain=False, reason="drive() ended")
     return {"puzzles": count, "segments": sched.segments_run, "seconds": time.perf_counter() - t0}
 
 

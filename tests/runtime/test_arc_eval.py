@@ -235,6 +235,28 @@ def test_oracle_backend_gives_pass_at_1_of_100_percent(pruned, tasks):
     assert r2.meta["puzzles"] == 2 * sum(len(r.test) for r in ev) and r2.pass_at_k((1,)) == {1: 1.0}
 
 
+def test_drive_frees_the_session_even_when_a_callback_raises(pruned, tasks):
+    """drive() owns its Scheduler (one open Scheduler per Session): stopped when done and when a result
+    callback raises, so the same session can be driven again."""
+    from hrm.tasks.arc_eval import drive
+
+    ev, _ = tasks
+    puzzles = get_task("arc").puzzles_from_records(ev)
+
+    def boom(rid, result):
+        raise KeyError("a caller's bug")
+
+    with _oracle(pruned[0], 2, _oracle_answers(ev, PuzzleIdentifiers(("<blank>",)))) as s:
+        try:
+            drive(s, enumerate(puzzles), boom)
+        except KeyError as exc:  # kept, as a caller that logs it would: its traceback keeps drive's frame alive
+            caught = exc
+        assert "a caller's bug" in str(caught) and s.scheduler is None
+        got = {}
+        stats = drive(s, enumerate(puzzles), got.__setitem__)
+        assert stats["puzzles"] == len(got) == len(puzzles) and s.scheduler is None
+
+
 def test_vote_majority_and_confidence_decide_the_attempts(pruned, tasks):
     ev, _ = tasks
     dep = pruned[0]
