@@ -38,6 +38,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from hrm.errors import EXIT_OK, EXIT_REJECTED
+
 WORKS, FAILS, NOT_AVAILABLE = "works", "fails", "not available"
 VERDICTS = (WORKS, FAILS, NOT_AVAILABLE)
 BUNDLED = Path(__file__).resolve().parents[1] / "models" / "sudoku4.safetensors"
@@ -61,8 +63,8 @@ class DoctorReport:
 
     @property
     def exit_code(self) -> int:
-        """1 when something that is available fails, else 0."""
-        return 1 if any(c.verdict == FAILS for c in self.checks) else 0
+        """1 (:data:`hrm.errors.EXIT_REJECTED`) when something that is available fails, else 0."""
+        return EXIT_REJECTED if any(c.verdict == FAILS for c in self.checks) else EXIT_OK
 
     def add(self, section: str, name: str, verdict: str, detail: str) -> Check:
         assert verdict in VERDICTS, verdict

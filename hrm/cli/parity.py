@@ -14,6 +14,7 @@ import click
 
 from hrm.cli.common import handle_errors, pct
 from hrm.cli.options import DEVICES, RuntimeArgs, runtime_options
+from hrm.errors import EXIT_OK, EXIT_REJECTED
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,7 +53,7 @@ def main(deployment: Path, runtime: RuntimeArgs, dataset: str, n: int, seed: int
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         _print_table(report)
-    raise SystemExit(0 if report.passed else 1)
+    raise SystemExit(EXIT_OK if report.passed else EXIT_REJECTED)
 
 
 def _print_table(report) -> None:
