@@ -94,19 +94,36 @@ def evaluate(session: Any, puzzles: Sequence[Any], *, haltings: Sequence[str] = 
     """
     if not puzzles:
         raise ValueError("no puzzles to evaluate")
+    results = {h: list(session.iter_solve(puzzles, halting=h, max_segments=max_segments, on_chunk=on_chunk))
+               for h in haltings}
+    return build_report(session_meta(session, max_segments), puzzles, results, group_key)
+
+
+def session_meta(session: Any, max_segments: int | None = None) -> dict[str, Any]:
+    """What the report says about the run: segment cap, batch, backend, device, precision, fused."""
+    cap = max_segments or session.max_segments or session.config.halt_max_steps
+    return {"max_segments": int(cap), "batch": session.batch, "backend": session.backend.name,
+            "device": session.backend.device, "precision": session.backend.precision,
+            "fused": bool(getattr(session.backend, "fused", False))}
+
+
+def build_report(meta: dict[str, Any], puzzles: Sequence[Any], results: dict[str, Sequence[SolveResult]],
+                 group_key: str | None) -> EvalReport:
+    """Score per-puzzle ``results`` (halting -> one result per puzzle, in puzzle order) into a report.
+
+    Separate from solving so that results gathered elsewhere (``hrm-eval --ray``: chunks solved by
+    actors, merged back in puzzle order) give exactly the report of a local run.
+    """
     groups = [group_of(p, group_key) for p in puzzles]
     labels = sorted({g for g in groups if g is not None}, key=_group_order)
-    cap = max_segments or session.max_segments or session.config.halt_max_steps
-    report = EvalReport(meta={"n": len(puzzles), "haltings": list(haltings), "group_key": group_key,
-                              "groups": labels, "max_segments": int(cap), "batch": session.batch,
-                              "backend": session.backend.name, "device": session.backend.device,
-                              "precision": session.backend.precision,
-                              "fused": bool(getattr(session.backend, "fused", False))})
-    for halting in haltings:
-        results = list(session.iter_solve(puzzles, halting=halting, max_segments=max_segments, on_chunk=on_chunk))
-        report.scores.setdefault(ALL, {})[halting] = score(results)
+    report = EvalReport(meta={"n": len(puzzles), "haltings": list(results), "group_key": group_key,
+                              "groups": labels, **meta})
+    for halting, solved in results.items():
+        if len(solved) != len(puzzles):
+            raise ValueError(f"{halting}: {len(solved)} results for {len(puzzles)} puzzles")
+        report.scores.setdefault(ALL, {})[halting] = score(solved)
         for label in labels:
-            members = [r for r, g in zip(results, groups) if g == label]
+            members = [r for r, g in zip(solved, groups) if g == label]
             report.scores.setdefault(label, {})[halting] = score(members)
     return report
 

@@ -3,7 +3,9 @@
 Thin: puzzles come from :func:`hrm.runtime.datasets.load_puzzles`, the scoring from
 :func:`hrm.runtime.evaluation.evaluate` (read its docstring for exact / valid / segments). MODEL is a
 deployment directory or a checkpoint (exported once to the ``hrm-bench`` cache, so ``--backend torch``
-on a fresh checkpoint works too). Exit status 0, or 2 on unusable input.
+on a fresh checkpoint works too). ``--ray`` spreads the solving over Ray actors
+(:func:`hrm.serve.evaluate.evaluate_on_ray`) and scores the merged results the same way. Exit status
+0, or 2 on unusable input.
 """
 
 from __future__ import annotations
@@ -36,17 +38,22 @@ from hrm.manifest import PRECISIONS
 @click.option("--spin/--no-spin", default=None,
               help="--backend ort: let idle ORT threads spin [default: only with --fused or on cuda, where one "
                    "session does the work; the step graphs' four thread pools would fight for the cores]")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="split the puzzles over Ray actors (one Session each) on the cluster at ADDRESS ('auto', "
+                   "HOST:PORT); without ADDRESS a local cluster on 127.0.0.1. Same report as a local run")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="--ray: actors [default: one per GPU on cuda, one per --threads cores (1) on the CPU]")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="also write the report as JSON to this file ('-' = stdout instead of the table)")
 @handle_errors
 def main(model: Path, dataset: str, n: int | None, seed: int, backend: str, device: str, precision: str,
          haltings: str, max_segments: int | None, batch: int, group_key: str, threads: int | None, fused: bool,
-         spin: bool | None,
+         spin: bool | None, ray_address: str | None, workers: int | None,
          json_path: Path | None) -> None:
     """Solve a labelled dataset with MODEL and report exact / valid accuracy and segments."""
     from hrm.bench.models import resolve_path
     from hrm.io import write_text_atomic
-    from hrm.runtime import Session
+    from hrm.runtime import Session, load_deployment
     from hrm.runtime.datasets import load_puzzles
     from hrm.runtime.evaluation import evaluate
 
@@ -62,11 +69,16 @@ def main(model: Path, dataset: str, n: int | None, seed: int, backend: str, devi
             raise click.BadParameter("the torch backend has no fused graph (--fused is for ort and trt)",
                                      param_hint="--fused")
         options["fused"] = True
-    with Session(root, backend=backend, device=device, precision=precision, batch=batch, **options) as session:
-        count = n if n is not None else (256 if dataset == "generated" else None)
-        puzzles = load_puzzles(dataset, session.deployment, n=count, seed=seed)
-        report = evaluate(session, puzzles, haltings=modes, group_key=None if group_key == "none" else group_key,
-                          max_segments=max_segments)
+    count = n if n is not None else (256 if dataset == "generated" else None)
+    dep = load_deployment(root, precision=precision)
+    puzzles = load_puzzles(dataset, dep, n=count, seed=seed)
+    groups = None if group_key == "none" else group_key
+    if ray_address is not None:
+        report = _evaluate_on_ray(root, ray_address, workers, puzzles, modes, groups, backend, device, precision,
+                                  batch, max_segments, options, err)
+    else:
+        with Session(dep, backend=backend, device=device, precision=precision, batch=batch, **options) as session:
+            report = evaluate(session, puzzles, haltings=modes, group_key=groups, max_segments=max_segments)
     report.meta.update(model=str(model), model_origin=origin, deployment=str(root), dataset=dataset,
                        seed=seed if dataset == "generated" else None)
     text = json.dumps(report.to_dict(), indent=2)
@@ -76,6 +88,23 @@ def main(model: Path, dataset: str, n: int | None, seed: int, backend: str, devi
     if json_path is not None:
         write_text_atomic(json_path, text + "\n")
     _print_table(report)
+
+
+def _evaluate_on_ray(root, address, workers, puzzles, modes, groups, backend, device, precision, batch,
+                     max_segments, options, err):
+    """The same evaluation with the solving spread over Ray actors, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from hrm.serve.evaluate import evaluate_on_ray
+    from hrm.serve.spec import SessionSpec
+
+    spec = SessionSpec(str(root), backend, device, precision, batch, options=options)
+    with Progress(TextColumn("solving on ray"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("solve", total=len(puzzles) * len(modes))
+        return evaluate_on_ray(spec, puzzles, haltings=modes, group_key=groups, max_segments=max_segments,
+                               address=None if address == "local" else address, workers=workers,
+                               on_chunk=lambda k: bar.advance(task, k))
 
 
 def _pct(v: float | None) -> str:

@@ -1,0 +1,274 @@
+"""The Ray Serve application behind ``hrm-serve``: an HTTP ingress in front of solver replicas.
+
+Two deployments, because a replica that dies cannot retry its own requests:
+
+* ``solver`` (N replicas, or autoscaled): :class:`hrm.serve.replica.SolverReplica`: one Session and
+  one continuous-batching Scheduler each, shared by every request routed to it. Serve checks its
+  health (a hung backend fails it and the replica is replaced) and exports our metrics next to its
+  own: ``hrm_segments_per_answer``, ``hrm_queue_ms``, ``hrm_slot_use``, ``hrm_slots_active``,
+  ``hrm_queue_depth``.
+* ``ingress`` (light, reserves no CPU): parses request bodies through the task parser, one item per
+  record (a bad record is answered with 422 and named; the others are solved), splits large requests
+  into chunks (``CHUNK_SLOTS`` x slots puzzles) spread over the replicas, and sends each chunk again, once, when its replica
+  died or shut down before answering; a second loss is answered with 503. So every puzzle of every
+  request gets exactly one answer or one explicit error.
+
+HTTP (under the route prefix): ``POST /solve`` with ``{"inputs": [text, ...]}`` (each text in any
+format ``hrm-run`` accepts: puzzle strings, file contents, CSV, ARC JSON) or a ``text/plain`` body;
+the reply is ``{"status", "answers": [...]}``, one answer per record in input order (the objects
+``hrm-run --json`` prints; errors carry ``status``), with HTTP status 200, 422 (some record was
+malformed), 503/500 (some puzzle was not answered by the server), 400 (the body itself is unusable)
+or 413 (too many puzzles). ``GET /healthz``: the ingress is up. ``GET /readyz``: a solver replica
+answers (200) or not (503). In-cluster Python callers use the ingress handle's ``solve`` method
+(:meth:`Served.handle`), which returns the same dict as the HTTP body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.exceptions import RayActorError
+
+from hrm.errors import ParseError
+from hrm.serve.records import parse_records, request_parser
+from hrm.serve.replica import RETRY, SolverReplica, error_item
+from hrm.serve.spec import Scaling, SessionSpec
+
+#: puzzles one request may carry (a bigger one is refused with 413: split it).
+MAX_PUZZLES = 4096
+#: a large request goes to the solvers in chunks of this many slots' worth of puzzles: enough to keep a
+#: replica's slots refilled, few enough calls that Serve's per-call cost stays small, spread over replicas.
+CHUNK_SLOTS = 4
+#: requests in flight per replica before Serve queues them in its router (our Scheduler queues anyway).
+MAX_ONGOING = 1024
+
+api = FastAPI(title="hrm-serve", description="Solve puzzles with an exported HRM.")
+
+
+class ServeMetrics:
+    """Our per-replica metrics as Ray Serve metrics (Prometheus, tagged with deployment and replica)."""
+
+    def __init__(self, halt_max_steps: int) -> None:
+        from ray.serve import metrics
+
+        self.segments = metrics.Histogram("hrm_segments_per_answer", "segments a puzzle ran before its answer",
+                                          boundaries=list(range(1, 2 * halt_max_steps + 1)))
+        self.queue_ms = metrics.Histogram("hrm_queue_ms", "ms from arrival at the replica to a free slot",
+                                          boundaries=[0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000])
+        self.slot_use = metrics.Gauge("hrm_slot_use", "share of computed slot-segments that held a puzzle")
+        self.slots_active = metrics.Gauge("hrm_slots_active", "slots holding a puzzle")
+        self.queue_depth = metrics.Gauge("hrm_queue_depth", "puzzles waiting for a slot")
+
+    def record(self, segments: int, queue_ms: float, slots_active: int, queue_depth: int,
+               slot_use: float | None = None) -> None:
+        self.segments.observe(segments)
+        self.queue_ms.observe(queue_ms)
+        self.slots_active.set(slots_active)
+        self.queue_depth.set(queue_depth)
+        if slot_use is not None:
+            self.slot_use.set(slot_use)
+
+
+class Solver(SolverReplica):
+    """The ``solver`` deployment: a SolverReplica with Serve's metrics, health check and shutdown."""
+
+    def __init__(self, spec: SessionSpec, drain_s: float) -> None:
+        from hrm.runtime import load_deployment
+
+        cap = load_deployment(spec.deployment, verify=False, precision=spec.precision).config.halt_max_steps
+        super().__init__(spec, ServeMetrics(max(cap, spec.max_segments or 0)))
+        self.drain_s = drain_s
+
+    def info(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), **self.stats()}
+
+    def check_health(self) -> None:
+        problem = self.healthy()
+        if problem:
+            raise RuntimeError(problem)
+
+    async def __del__(self) -> None:
+        await asyncio.to_thread(self.close, self.drain_s)
+
+
+class _BadRequest(ValueError):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class IngressBase:
+    """The ``ingress`` deployment (see the module docstring). Decorated below rather than with ``@``: the
+    undecorated class stays importable by name, so Ray pickles it by reference (Serve's wrapper class is
+    pickled by value and would lose this module's globals)."""
+
+    def __init__(self, solver: Any, spec: SessionSpec, max_puzzles: int = MAX_PUZZLES) -> None:
+        from hrm.runtime import load_deployment
+
+        dep = load_deployment(spec.deployment, verify=False, precision=spec.precision)
+        self.parser = request_parser(dep)
+        self.solver = solver
+        self.chunk = CHUNK_SLOTS * spec.batch
+        self.max_puzzles = max_puzzles
+        self.retried = 0  # puzzles sent again because their replica went away (this ingress replica)
+        self.lost = 0  # of those, puzzles whose second replica went away too (answered with 503)
+        self.about = {"deployment": spec.deployment, "task": getattr(self.parser, "name", None),
+                      "backend": spec.backend, "device": spec.device, "precision": spec.precision,
+                      "halting": spec.halting or dep.manifest.default_halting, "slots": spec.batch}
+
+    # ---- HTTP -----------------------------------------------------------------------------------------
+    @api.post("/solve")
+    async def http_solve(self, request: Request) -> JSONResponse:
+        try:
+            inputs = _inputs_of(request.headers.get("content-type", ""), await request.body())
+            body = await self.solve(inputs)
+        except _BadRequest as exc:
+            return JSONResponse({"status": exc.status, "error": str(exc)}, status_code=exc.status)
+        return JSONResponse(body, status_code=body["status"])
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz")
+    async def readyz(self) -> JSONResponse:
+        try:
+            replica = await asyncio.wait_for(_awaitable(self.solver.info.remote()), timeout=10)
+        except Exception as exc:  # no replica running yet, or it cannot answer
+            return JSONResponse({"ready": False, "error": f"{type(exc).__name__}: {exc}"}, status_code=503)
+        return JSONResponse({"ready": True, **self.about, "replica": replica, "retried": self.retried,
+                             "lost": self.lost})
+
+    # ---- the handle API (and what HTTP calls) --------------------------------------------------------
+    async def solve(self, inputs: Sequence[Any]) -> dict[str, Any]:
+        """Answer every record of ``inputs`` (texts in any hrm-run format, or ``Puzzle`` objects):
+        ``{"status": <overall HTTP status>, "answers": [one item per record, in input order]}``."""
+        items: list[Any] = []
+        for n, text in enumerate(inputs, start=1):
+            items.extend(parse_records(self.parser, text, f"<input {n}>") if isinstance(text, str) else [text])
+        puzzles = [p for p in items if not isinstance(p, ParseError)]
+        if not items:
+            raise _BadRequest("no puzzles in the request")
+        if len(puzzles) > self.max_puzzles:
+            raise _BadRequest(f"{len(puzzles)} puzzles in one request; at most {self.max_puzzles}: split it", 413)
+        solved = iter(await self._answer(puzzles))
+        answers = [error_item(p.source, p.line, p.message, 422) if isinstance(p, ParseError) else next(solved)
+                   for p in items]
+        return {"status": overall_status(answers), "answers": answers}
+
+    async def _answer(self, puzzles: list[Any]) -> list[dict[str, Any]]:
+        chunks = [range(s, min(s + self.chunk, len(puzzles))) for s in range(0, len(puzzles), self.chunk)]
+        parts = await asyncio.gather(*(self._chunk(puzzles, list(c)) for c in chunks))
+        return [item for part in parts for item in part]
+
+    async def _chunk(self, puzzles: list[Any], ids: list[int]) -> list[dict[str, Any]]:
+        """Solve puzzles ``ids``; those whose replica went away are sent once more (any replica)."""
+        out = await self._call(puzzles, ids)
+        lost = [k for k, item in enumerate(out) if item.get("status") == RETRY]
+        if lost:
+            self.retried += len(lost)
+            again = await self._call(puzzles, [ids[k] for k in lost])
+            for k, item in zip(lost, again):
+                if item.get("status") == RETRY:
+                    self.lost += 1
+                    item = {**item, "error": f"not answered after one retry on another replica: {item['error']}"}
+                out[k] = item
+        return out
+
+    async def _call(self, puzzles: list[Any], ids: list[int]) -> list[dict[str, Any]]:
+        chunk = [puzzles[i] for i in ids]
+        try:
+            return await self.solver.solve.remote(chunk, ids)
+        except RayActorError as exc:  # the replica process died (or became unreachable) mid-request
+            reason = f"replica lost while solving ({type(exc).__name__})"
+            return [error_item(p.source, None, reason, RETRY) for p in chunk]
+        except Exception as exc:
+            return [error_item(p.source, None, f"{type(exc).__name__}: {exc}", 500) for p in chunk]
+
+
+Ingress = serve.ingress(api)(IngressBase)
+
+
+def overall_status(answers: Sequence[dict[str, Any]]) -> int:
+    """The request's status: the server's fault first (503 over 500), then the input's (422), else 200."""
+    codes = {a.get("status", 200) for a in answers}
+    server = [c for c in codes if c >= 500]
+    return max(server) if server else max(codes, default=200)
+
+
+def _inputs_of(content_type: str, body: bytes) -> list[str]:
+    """Request body -> input texts: JSON ``{"inputs": [text, ...]}`` / ``{"input": text}``, or plain text."""
+    if "json" in content_type:
+        try:
+            doc = json.loads(body)
+        except ValueError as exc:
+            raise _BadRequest(f"body: not JSON ({exc})") from None
+        inputs = doc.get("inputs", [doc["input"]] if "input" in doc else None) if isinstance(doc, dict) else None
+        if not isinstance(inputs, list) or not all(isinstance(t, str) for t in inputs):
+            raise _BadRequest('body: expected {"inputs": [text, ...]} (each text in any format hrm-run accepts; '
+                              "send an ARC task as a string, or the raw text as text/plain)")
+        return inputs
+    try:
+        return [body.decode("utf-8")]
+    except UnicodeDecodeError as exc:
+        raise _BadRequest(f"body: not UTF-8 text (byte {exc.start})") from None
+
+
+async def _awaitable(response: Any) -> Any:
+    return await response
+
+
+def build_app(spec: SessionSpec, scaling: Scaling = Scaling(), *, drain_s: float = 10.0,
+              max_puzzles: int = MAX_PUZZLES) -> Any:
+    """The Serve application (ingress bound to the solver deployment) for ``serve.run``."""
+    solver = serve.deployment(Solver).options(
+        name="solver", max_ongoing_requests=MAX_ONGOING, graceful_shutdown_timeout_s=drain_s + 10,
+        health_check_period_s=10, health_check_timeout_s=30, **scaling.deployment_options(spec.batch))
+    ingress = serve.deployment(Ingress).options(name="ingress", max_ongoing_requests=MAX_ONGOING,
+                                                ray_actor_options={"num_cpus": 0})
+    return ingress.bind(solver.bind(spec, drain_s), spec, max_puzzles)
+
+
+@dataclass
+class Served:
+    """A running application: its URL, a handle for in-cluster callers, and how to stop it."""
+
+    name: str
+    url: str  # http://host:port/prefix (no trailing slash)
+    started_cluster: bool
+
+    def handle(self) -> Any:
+        """The ingress handle: ``await served.handle().solve.remote([text, ...])`` (or ``.result()``)."""
+        return serve.get_app_handle(self.name)
+
+    def shutdown(self) -> None:
+        """Delete the application (replicas drain, then fail what is left with 503); stop a cluster we
+        started."""
+        serve.delete(self.name)
+        if self.started_cluster:
+            import ray
+
+            serve.shutdown()
+            ray.shutdown()
+
+
+def run_app(spec: SessionSpec, scaling: Scaling = Scaling(), *, name: str = "hrm", route_prefix: str = "/",
+            host: str = "127.0.0.1", port: int = 8000, address: str | None = None, drain_s: float = 10.0,
+            max_puzzles: int = MAX_PUZZLES) -> Served:
+    """Deploy ``spec`` on Ray Serve (starting a local cluster unless ``address``); returns when ready."""
+    from hrm.serve.cluster import connect
+
+    started = connect(address)
+    quiet = {"log_level": "WARNING", "enable_access_log": False}
+    serve.start(http_options={"host": host, "port": port}, logging_config=quiet)
+    serve.run(build_app(spec, scaling, drain_s=drain_s, max_puzzles=max_puzzles), name=name,
+              route_prefix=route_prefix, logging_config=quiet)
+    prefix = "" if route_prefix == "/" else route_prefix.rstrip("/")
+    return Served(name, f"http://{host}:{port}{prefix}", started)

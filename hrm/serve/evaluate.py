@@ -1,0 +1,84 @@
+"""``hrm-eval --ray``: a labelled dataset solved by a pool of Ray actors, scored like a local run.
+
+Each actor opens one Session from a :class:`hrm.serve.spec.SessionSpec` (one GPU each, or a CPU
+share of ``threads`` cores). The driver cuts the puzzles into chunks of ``batch``, hands chunks to
+whichever actor is free (:class:`ray.util.ActorPool`), puts the per-puzzle results back in puzzle
+order and scores them with :func:`hrm.runtime.evaluation.build_report`, the function the local run
+uses. On the CPU a puzzle's answer does not depend on its batch (see :mod:`hrm.runtime.session`), so
+the report equals the single-process one exactly; GPU libraries may pick other kernels per shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from hrm.serve.spec import SessionSpec
+
+
+class EvalWorker:
+    """One actor: one Session, solving chunks on request."""
+
+    def __init__(self, spec: SessionSpec) -> None:
+        self.session = spec.open()
+
+    def meta(self, max_segments: int | None) -> dict[str, Any]:
+        from hrm.runtime.evaluation import session_meta
+
+        return session_meta(self.session, max_segments)
+
+    def solve(self, key: tuple[str, int], puzzles: Sequence[Any], max_segments: int | None) -> tuple[tuple[str, int], list]:
+        return key, self.session.solve(puzzles, halting=key[0], max_segments=max_segments)
+
+
+def worker_count(spec: SessionSpec, cpus: float, gpus: float) -> int:
+    """Actors the cluster can hold: one per ``gpus`` GPUs on CUDA, one per ``cpus`` cores otherwise."""
+    import ray
+
+    have = ray.cluster_resources()
+    if spec.device == "cuda":
+        return max(1, int(have.get("GPU", 0) // max(gpus, 1e-9)))
+    return max(1, int(have.get("CPU", 1) // max(cpus, 1e-9)))
+
+
+def evaluate_on_ray(spec: SessionSpec, puzzles: Sequence[Any], *, haltings: Sequence[str] = ("fixed", "act"),
+                    group_key: str | None = "bucket", max_segments: int | None = None, address: str | None = None,
+                    workers: int | None = None, cpus: float | None = None, gpus: float | None = None,
+                    on_chunk: Callable[[int], None] | None = None) -> Any:
+    """The :func:`hrm.runtime.evaluation.evaluate` report, with the solving spread over Ray actors.
+
+    ``address``: the cluster (None starts a local one for the call). ``cpus``/``gpus`` per actor
+    (default: ``threads`` or 1 core on the CPU, 1 GPU on CUDA); ``workers`` (default: as many as fit).
+    ``on_chunk(n)`` is called as results arrive (progress).
+    """
+    import ray
+    from ray.util import ActorPool
+
+    from hrm.runtime.evaluation import build_report
+    from hrm.serve.cluster import connect
+
+    if not puzzles:
+        raise ValueError("no puzzles to evaluate")
+    cpus = float(cpus if cpus is not None else (spec.options.get("threads") or 1))
+    gpus = float(gpus if gpus is not None else (1 if spec.device == "cuda" else 0))
+    started = connect(address)
+    try:
+        n = workers or worker_count(spec, cpus, gpus)
+        actor = ray.remote(num_cpus=cpus, num_gpus=gpus)(EvalWorker)
+        actors = [actor.remote(spec) for _ in range(min(n, -(-len(puzzles) // spec.batch) * len(haltings)))]
+        meta = ray.get(actors[0].meta.remote(max_segments))
+        jobs = [((h, start), puzzles[start:start + spec.batch]) for h in haltings
+                for start in range(0, len(puzzles), spec.batch)]
+        chunks: dict[tuple[str, int], list] = {}
+        pool = ActorPool(actors)
+        for key, results in pool.map_unordered(lambda a, job: a.solve.remote(job[0], job[1], max_segments), jobs):
+            chunks[key] = results
+            if on_chunk is not None:
+                on_chunk(len(results))
+        merged = {h: [r for start in range(0, len(puzzles), spec.batch) for r in chunks[(h, start)]]
+                  for h in haltings}
+        for a in actors:
+            ray.kill(a)
+    finally:
+        if started:
+            ray.shutdown()
+    return build_report(meta, puzzles, merged, group_key)
