@@ -42,20 +42,24 @@ from hrm.manifest import PRECISIONS
               help="Ray CPUs each replica reserves [default: --threads, or 1]")
 @click.option("--gpus-per-replica", type=click.FloatRange(min=0), default=None,
               help="Ray GPUs each replica reserves; a fraction shares a GPU [default: 1 on cuda, 0 on cpu]")
+@click.option("--ingress-replicas", type=click.IntRange(min=1), default=1, show_default=True,
+              help="HTTP ingress replicas (they parse every request; no CPU reserved)")
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address (0.0.0.0: every interface)")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--route-prefix", default="/", show_default=True, help="URL prefix of the endpoints")
 @click.option("--name", default="hrm", show_default=True, help="Serve application name (handle lookup)")
 @click.option("--address", default=None,
               help="Ray cluster to join ('auto', HOST:PORT, ray://HOST:10001) [default: start a local one on 127.0.0.1]")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="local cluster: serve Prometheus metrics (Ray's, Serve's, hrm_*) at http://127.0.0.1:PORT/metrics")
 @click.option("--drain", "drain_s", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="seconds a stopping replica keeps solving what it holds before failing the rest with 503")
 @handle_errors
 def main(deployment: Path, backend: str, device: str, precision: str, halting: str | None, max_segments: int | None,
          slots: int, threads: int | None, fused: bool, spin: bool | None, checkpoint: Path | None, replicas: int,
          min_replicas: int | None, max_replicas: int | None, cpus_per_replica: float | None,
-         gpus_per_replica: float | None, host: str, port: int, route_prefix: str, name: str, address: str | None,
-         drain_s: float) -> None:
+         gpus_per_replica: float | None, ingress_replicas: int, host: str, port: int, route_prefix: str, name: str, address: str | None,
+         metrics_port: int | None, drain_s: float) -> None:
     """Serve the model exported to DEPLOYMENT: POST puzzles to http://HOST:PORT/solve."""
     from hrm.runtime import load_deployment
     from hrm.runtime.loop import check_halting
@@ -69,7 +73,8 @@ def main(deployment: Path, backend: str, device: str, precision: str, halting: s
         options = session_options(backend, device, threads=threads, fused=fused, spin=spin, checkpoint=checkpoint)
         scaling = Scaling(replicas=replicas, min_replicas=min_replicas, max_replicas=max_replicas,
                           cpus=cpus_per_replica if cpus_per_replica is not None else float(threads or 1),
-                          gpus=gpus_per_replica if gpus_per_replica is not None else float(device == "cuda"))
+                          gpus=gpus_per_replica if gpus_per_replica is not None else float(device == "cuda"),
+                          ingress_replicas=ingress_replicas)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     spec = SessionSpec(str(deployment), backend, device, precision, slots, halting, max_segments, options)
@@ -77,7 +82,7 @@ def main(deployment: Path, backend: str, device: str, precision: str, halting: s
     from hrm.serve.app import run_app
 
     served = run_app(spec, scaling, name=name, route_prefix=route_prefix, host=host, port=port, address=address,
-                     drain_s=drain_s)
+                     drain_s=drain_s, metrics_port=metrics_port)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own SIGTERM handler
         signal.signal(sig, lambda *_: stop.set())

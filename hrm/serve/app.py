@@ -7,7 +7,7 @@ Two deployments, because a replica that dies cannot retry its own requests:
   health (a hung backend fails it and the replica is replaced) and exports our metrics next to its
   own: ``hrm_segments_per_answer``, ``hrm_queue_ms``, ``hrm_slot_use``, ``hrm_slots_active``,
   ``hrm_queue_depth``.
-* ``ingress`` (light, reserves no CPU): parses request bodies through the task parser, one item per
+* ``ingress`` (reserves no CPU; ``Scaling.ingress_replicas``, default 1): parses request bodies through the task parser, one item per
   record (a bad record is answered with 422 and named; the others are solved), splits large requests
   into chunks (``CHUNK_SLOTS`` x slots puzzles) spread over the replicas, and sends each chunk again, once, when its replica
   died or shut down before answering; a second loss is answered with 503. So every puzzle of every
@@ -66,12 +66,13 @@ class ServeMetrics:
         self.slots_active = metrics.Gauge("hrm_slots_active", "slots holding a puzzle")
         self.queue_depth = metrics.Gauge("hrm_queue_depth", "puzzles waiting for a slot")
 
-    def record(self, segments: int, queue_ms: float, slots_active: int, queue_depth: int,
-               slot_use: float | None = None) -> None:
+    def answered(self, segments: int, queue_ms: float) -> None:
         self.segments.observe(segments)
         self.queue_ms.observe(queue_ms)
-        self.slots_active.set(slots_active)
-        self.queue_depth.set(queue_depth)
+
+    def occupancy(self, active: int, pending: int, slot_use: float | None) -> None:
+        self.slots_active.set(active)
+        self.queue_depth.set(pending)
         if slot_use is not None:
             self.slot_use.set(slot_use)
 
@@ -232,6 +233,7 @@ def build_app(spec: SessionSpec, scaling: Scaling = Scaling(), *, drain_s: float
         name="solver", max_ongoing_requests=MAX_ONGOING, graceful_shutdown_timeout_s=drain_s + 10,
         health_check_period_s=10, health_check_timeout_s=30, **scaling.deployment_options(spec.batch))
     ingress = serve.deployment(Ingress).options(name="ingress", max_ongoing_requests=MAX_ONGOING,
+                                                num_replicas=scaling.ingress_replicas,
                                                 ray_actor_options={"num_cpus": 0})
     return ingress.bind(solver.bind(spec, drain_s), spec, max_puzzles)
 
@@ -261,11 +263,12 @@ class Served:
 
 def run_app(spec: SessionSpec, scaling: Scaling = Scaling(), *, name: str = "hrm", route_prefix: str = "/",
             host: str = "127.0.0.1", port: int = 8000, address: str | None = None, drain_s: float = 10.0,
-            max_puzzles: int = MAX_PUZZLES) -> Served:
-    """Deploy ``spec`` on Ray Serve (starting a local cluster unless ``address``); returns when ready."""
+            max_puzzles: int = MAX_PUZZLES, metrics_port: int | None = None) -> Served:
+    """Deploy ``spec`` on Ray Serve (starting a local cluster unless ``address``, with its Prometheus
+    metrics on ``metrics_port``); returns when every replica is up."""
     from hrm.serve.cluster import connect
 
-    started = connect(address)
+    started = connect(address, metrics_port=metrics_port)
     quiet = {"log_level": "WARNING", "enable_access_log": False}
     serve.start(http_options={"host": host, "port": port}, logging_config=quiet)
     serve.run(build_app(spec, scaling, drain_s=drain_s, max_puzzles=max_puzzles), name=name,

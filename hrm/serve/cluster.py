@@ -21,9 +21,12 @@ def is_local(address: str | None) -> bool:
     return address in (None, "", "local")
 
 
-def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
+def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,
+            metrics_port: int | None = None) -> bool:
     """Connect this process to Ray; returns True when it started a local cluster (the caller shuts it
-    down). ``num_cpus``/``num_gpus`` size a local cluster (default: what the machine has)."""
+    down). ``num_cpus``/``num_gpus`` size a local cluster (default: what the machine has);
+    ``metrics_port``: where its Prometheus metrics (Ray's, Serve's, ours) are served (default: a random
+    port). A cluster started elsewhere has its own (``ray start --metrics-export-port``)."""
     local = is_local(address)
     if local:
         for key, value in LOCAL_ENV.items():
@@ -41,7 +44,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus
         if constants is not None and os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0":
             constants.ENABLE_RAY_CLUSTER = False
         ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
-                 logging_level=logging.WARNING)
+                 logging_level=logging.WARNING, _metrics_export_port=metrics_port)
         return True
     ray.init(address=address, logging_level=logging.WARNING)
     return False

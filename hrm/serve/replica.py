@@ -59,7 +59,10 @@ class ReplicaClosed(RuntimeError):
 
 
 class _NoMetrics:
-    def record(self, **values: float) -> None:
+    def answered(self, segments: int, queue_ms: float) -> None:
+        pass
+
+    def occupancy(self, active: int, pending: int, slot_use: float | None) -> None:
         pass
 
 
@@ -89,7 +92,9 @@ class SolverReplica:
         ids = range(len(puzzles)) if ids is None else ids
         futures = [self._submit(p, i) for p, i in zip(puzzles, ids)]
         await all_done(futures)
-        return [self._outcome(p, f) for p, f in zip(puzzles, futures)]
+        out = [self._outcome(p, f) for p, f in zip(puzzles, futures)]
+        self._gauges()
+        return out
 
     def _submit(self, puzzle: Any, request_id: int) -> Future:
         with self._lock:
@@ -125,14 +130,17 @@ class SolverReplica:
         self.answers += 1
         self.row_segments += result.segments
         self.queue_ms += result.timings["queue"]
-        values = {"segments": result.segments, "queue_ms": result.timings["queue"],
-                  "slots_active": self.scheduler.active, "queue_depth": self.scheduler.pending}
+        self.metrics.answered(result.segments, result.timings["queue"])
+
+    def _gauges(self) -> None:
+        """Slot occupancy now, and slot use since the last update (at most once a second)."""
         t0, seg0, rows0 = self._window
         now, seg = time.perf_counter(), self.scheduler.segments_run
+        slot_use = None
         if now - t0 >= 1.0 and seg > seg0:
-            values["slot_use"] = (self.row_segments - rows0) / ((seg - seg0) * self.slots)
+            slot_use = (self.row_segments - rows0) / ((seg - seg0) * self.slots)
             self._window = (now, seg, self.row_segments)
-        self.metrics.record(**values)
+        self.metrics.occupancy(self.scheduler.active, self.scheduler.pending, slot_use)
 
     # ---- state -----------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

@@ -87,6 +87,7 @@ class Scaling:
     cpus: float = 1.0
     gpus: float = 0.0
     target_ongoing_requests: float | None = None
+    ingress_replicas: int = 1  # the HTTP ingress parses every request: more of them on a larger cluster
 
     def __post_init__(self) -> None:
         if self.autoscaling:
@@ -97,6 +98,8 @@ class Scaling:
             object.__setattr__(self, "max_replicas", hi)
         elif self.replicas < 1:
             raise ValueError(f"replicas must be >= 1, got {self.replicas}")
+        if self.ingress_replicas < 1:
+            raise ValueError(f"ingress replicas must be >= 1, got {self.ingress_replicas}")
         if self.cpus < 0 or self.gpus < 0:
             raise ValueError(f"cpus and gpus per replica must be >= 0, got {self.cpus} / {self.gpus}")
 
@@ -105,7 +108,7 @@ class Scaling:
         return self.min_replicas is not None or self.max_replicas is not None
 
     def deployment_options(self, slots: int) -> dict[str, Any]:
-        """Keyword arguments for ``serve.deployment(...).options``."""
+        """Keyword arguments of the solver deployment's ``serve.deployment(...).options``."""
         opts: dict[str, Any] = {"ray_actor_options": {"num_cpus": self.cpus, "num_gpus": self.gpus}}
         if self.autoscaling:
             opts["autoscaling_config"] = {

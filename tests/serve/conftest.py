@@ -20,6 +20,7 @@ from hrm.serve.cluster import LOCAL_ENV  # noqa: E402
 
 for _key, _value in LOCAL_ENV.items():  # before anything imports ray (see hrm.serve.cluster)
     os.environ.setdefault(_key, _value)
+os.environ.setdefault("RAY_metrics_report_interval_ms", "1000")  # metrics visible within a second
 
 from helpers import MODELS  # noqa: E402
 
@@ -66,7 +67,9 @@ def ray_cluster():
     pytest.importorskip("ray.serve")
     from hrm.serve.cluster import connect
 
-    assert connect(None, num_cpus=8), "a Ray cluster was already running in this process"
+    port = free_port()
+    assert connect(None, num_cpus=8, metrics_port=port), "a Ray cluster was already running in this process"
+    ray.metrics_port = port
     yield ray
     from ray import serve
 

@@ -113,3 +113,30 @@ def test_unreachable_server_is_an_error():
         assert not c.ready()
         with pytest.raises(ServeError, match="ConnectError"):
             c.solve("1...")
+
+
+def test_prometheus_metrics_ours_and_serves(served, s4_lines, ray_cluster):
+    """Our replica metrics and Serve's own reach the cluster's Prometheus endpoint, tagged per application."""
+    import re
+    import time
+
+    httpx.post(served["fixed"].url + "/solve", json={"inputs": s4_lines[:20]}, timeout=60)
+    url = f"http://127.0.0.1:{ray_cluster.metrics_port}/metrics"
+    wanted = ["ray_hrm_segments_per_answer_count", "ray_hrm_queue_ms_count", "ray_hrm_slots_active",
+              "ray_hrm_queue_depth", "ray_serve_num_http_requests_total"]
+    deadline = time.monotonic() + 60
+    while True:
+        text = httpx.get(url, timeout=10).text
+        found = {name for name in wanted if re.search(rf"^{name}\{{", text, re.M)}
+        if len(found) == len(wanted) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert found == set(wanted)
+    # fixed halting: every answer of the 'fixed' application ran exactly 4 segments (buckets: Ray's
+    # exported _sum is approximated from bucket midpoints, the counts are exact)
+    def bucket(le):
+        m = re.search(rf'^ray_hrm_segments_per_answer_bucket\{{[^}}]*application="fixed"[^}}]*le="{re.escape(le)}"[^}}]*\}} (\S+)',
+                      text, re.M)
+        return float(m.group(1))
+
+    assert bucket("3.0") == 0 and bucket("4.0") == bucket("+Inf") >= 20

@@ -1,0 +1,121 @@
+"""The serving replica and its value objects without Ray: answers, per-record errors, draining, option mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+
+import numpy as np
+import pytest
+
+from conftest import comparable
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture
+def replica(s4_deploy):
+    from hrm.serve.replica import SolverReplica
+    from hrm.serve.spec import SessionSpec
+
+    r = SolverReplica(SessionSpec(str(s4_deploy), batch=4, halting="act", options={"threads": 1}))
+    yield r
+    if not r.closed:
+        r.close(drain_s=0)
+
+
+def test_replica_answers_equal_solo_and_share_slots(replica, s4_task, s4_lines, solo):
+    """Three concurrent callers share the 4 slots; each gets exactly its puzzles' solo answers."""
+    calls = [s4_lines[0:7], s4_lines[7:20], s4_lines[20:24]]
+    puzzles = [s4_task.parse("\n".join(c), f"<call {n}>") for n, c in enumerate(calls)]
+
+    async def concurrently():
+        return await asyncio.gather(*(replica.solve(p) for p in puzzles))
+
+    replies = asyncio.run(concurrently())
+    for got, ps in zip(replies, puzzles):
+        assert [comparable(a) for a in got] == [comparable(r.to_dict(trace=False)) for r in solo("act", ps)]
+    stats = replica.stats()
+    assert stats["answers"] == 24 and stats["slots"] == 4
+    assert stats["mean_segments"] == pytest.approx(np.mean([a["segments"] for g in replies for a in g]))
+    # slot use = slot-segments that held a puzzle / slot-segments computed; sharing keeps it above one caller's
+    assert 0.5 < stats["slot_use"] <= 1.0
+
+
+def test_refused_tokens_are_a_422_item_not_a_failed_batch(replica, s4_task, s4_lines):
+    from hrm.tasks.base import Puzzle
+
+    good = s4_task.parse(s4_lines[0], "<g>")[0]
+    wrong = Puzzle(np.ones(9, np.int32), None, "<short>:1")
+    out = asyncio.run(replica.solve([good, wrong, good], ids=[5, 6, 7]))
+    assert [a.get("status") for a in out] == [None, 422, None]
+    assert out[1]["source"] == "<short>:1" and "expected 16 tokens" in out[1]["error"]
+    assert [out[0]["id"], out[2]["id"]] == [5, 7] and out[0]["answer_tokens"] == out[2]["answer_tokens"]
+
+
+def test_close_fails_what_it_cannot_drain_with_503(replica, s4_task, s4_lines):
+    """Closing with no drain time: every puzzle still gets one item (answered, or 503 'not answered'),
+    and later calls are refused with 503 at once."""
+    puzzles = s4_task.parse("\n".join(s4_lines * 4), "<many>")
+
+    async def close_midway():
+        task = asyncio.ensure_future(replica.solve(puzzles))
+        await asyncio.sleep(0.05)
+        failed = await asyncio.to_thread(replica.close, 0.0)
+        return await asyncio.wait_for(task, 30), failed
+
+    out, failed = asyncio.run(close_midway())
+    assert len(out) == len(puzzles)
+    errors = [a for a in out if "error" in a]
+    assert len(errors) == failed > 0 and all(a["status"] == 503 and "shut down" in a["error"] for a in errors)
+    later = asyncio.run(replica.solve(puzzles[:2]))
+    assert [a["status"] for a in later] == [503, 503]
+    assert replica.healthy() == "replica is closed"
+
+
+def test_session_spec_travels_and_opens(s4_deploy):
+    from hrm.serve.spec import SessionSpec
+
+    spec = SessionSpec(str(s4_deploy), batch=3, halting="fixed", options={"threads": 1})
+    copy = pickle.loads(pickle.dumps(spec))
+    assert copy == spec
+    with copy.open() as session:
+        assert session.batch == 3 and session.halting == "fixed" and session.backend.threads == 1
+    with pytest.raises(ValueError, match="batch"):
+        SessionSpec(str(s4_deploy), batch=0)
+
+
+def test_session_options_follow_the_cli_rules():
+    from hrm.serve.spec import session_options
+
+    assert session_options("ort", "cpu", threads=2) == {"spin": None, "threads": 2}
+    assert session_options("ort", "cuda", threads=2, spin=True) == {"spin": True}  # threads are a CPU option
+    assert session_options("trt", "cuda", fused=True) == {"fused": True}
+    assert session_options("torch", "cpu", checkpoint="m.safetensors") == {"checkpoint": "m.safetensors"}
+    with pytest.raises(ValueError, match="no fused graph"):
+        session_options("torch", "cpu", fused=True)
+
+
+def test_scaling_maps_to_serve_options():
+    from hrm.serve.spec import Scaling
+
+    fixed = Scaling(replicas=3, cpus=2, gpus=0.5).deployment_options(slots=16)
+    assert fixed == {"num_replicas": 3, "ray_actor_options": {"num_cpus": 2, "num_gpus": 0.5}}
+    auto = Scaling(min_replicas=0, max_replicas=4).deployment_options(slots=16)
+    assert auto["autoscaling_config"] == {"min_replicas": 0, "max_replicas": 4, "initial_replicas": 1,
+                                          "target_ongoing_requests": 16}
+    assert "num_replicas" not in auto
+    for bad in (dict(replicas=0), dict(min_replicas=3, max_replicas=2), dict(cpus=-1)):
+        with pytest.raises(ValueError):
+            Scaling(**bad)
+
+
+def test_records_in_input_order(s4_task):
+    from hrm.errors import ParseError
+    from hrm.serve.records import parse_records
+
+    text = "....14..3.2.....\nbad\n\n1 2 | 3 4\n3 4 | 1 2\n2 1 | 4 3\n4 3 | 2 1\n.3.........2.43.\n12"
+    items = parse_records(s4_task, text, "<t>")
+    kinds = [(type(i).__name__, i.line if isinstance(i, ParseError) else i.source) for i in items]
+    assert kinds == [("Puzzle", "<t>:1"), ("ParseError", 2), ("Puzzle", "<t>:4"), ("Puzzle", "<t>:8"),
+                     ("ParseError", 9)]
