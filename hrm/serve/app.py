@@ -39,7 +39,7 @@ from ray.exceptions import RayActorError
 from hrm.errors import ParseError
 from hrm.serve.records import parse_records, request_parser
 from hrm.serve.replica import RETRY, SolverReplica, error_item
-from hrm.serve.spec import Scaling, SessionSpec
+from hrm.serve.spec import Scaling, SessionSpec, session_options
 
 #: puzzles one request may carry (a bigger one is refused with 413: split it).
 MAX_PUZZLES = 4096
@@ -236,6 +236,44 @@ def build_app(spec: SessionSpec, scaling: Scaling = Scaling(), *, drain_s: float
                                                 num_replicas=scaling.ingress_replicas,
                                                 ray_actor_options={"num_cpus": 0})
     return ingress.bind(solver.bind(spec, drain_s), spec, max_puzzles)
+
+
+def app_builder(args: dict[str, Any]) -> Any:
+    """The application from a Serve config's ``args``: ``serve run hrm.serve.app:app_builder deployment=DIR``,
+    or KubeRay's ``serveConfigV2`` (``deploy/kuberay/``). Keys: see :func:`options_from_args`."""
+    spec, scaling, drain_s = options_from_args(args)
+    return build_app(spec, scaling, drain_s=drain_s)
+
+
+#: ``app_builder`` keys: the hrm-serve options, underscored.
+APP_ARGS = ("deployment", "backend", "device", "precision", "slots", "halting", "max_segments", "threads", "fused",
+            "replicas", "min_replicas", "max_replicas", "cpus_per_replica", "gpus_per_replica", "ingress_replicas",
+            "drain_s")
+
+
+def options_from_args(args: dict[str, Any]) -> tuple[SessionSpec, Scaling, float]:
+    """``app_builder`` args (values may be strings, as ``serve run key=value`` passes them) -> the value
+    objects, with hrm-serve's defaults. Raises ValueError naming unknown or missing keys."""
+    unknown = sorted(set(args) - set(APP_ARGS))
+    if unknown or "deployment" not in args:
+        raise ValueError(f"app_builder args: unknown {unknown}{', missing deployment' * ('deployment' not in args)};"
+                         f" known: {', '.join(APP_ARGS)}")
+
+    def arg(key: str, kind: type, default: Any = None) -> Any:
+        value = args.get(key, default)
+        if value is None or isinstance(value, bool) or kind is not bool:
+            return value if value is None or isinstance(value, bool) else kind(value)
+        return str(value).lower() in ("1", "true", "yes")
+
+    backend, device, threads = arg("backend", str, "ort"), arg("device", str, "cpu"), arg("threads", int)
+    spec = SessionSpec(arg("deployment", str), backend, device, arg("precision", str, "fp32"), arg("slots", int, 16),
+                       arg("halting", str), arg("max_segments", int),
+                       session_options(backend, device, threads=threads, fused=arg("fused", bool, False)))
+    scaling = Scaling(replicas=arg("replicas", int, 1), min_replicas=arg("min_replicas", int),
+                      max_replicas=arg("max_replicas", int), cpus=arg("cpus_per_replica", float, threads or 1),
+                      gpus=arg("gpus_per_replica", float, float(device == "cuda")),
+                      ingress_replicas=arg("ingress_replicas", int, 1))
+    return spec, scaling, arg("drain_s", float, 10.0)
 
 
 @dataclass

@@ -119,3 +119,28 @@ def test_records_in_input_order(s4_task):
     kinds = [(type(i).__name__, i.line if isinstance(i, ParseError) else i.source) for i in items]
     assert kinds == [("Puzzle", "<t>:1"), ("ParseError", 2), ("Puzzle", "<t>:4"), ("Puzzle", "<t>:8"),
                      ("ParseError", 9)]
+
+
+def test_kuberay_manifest_builds_the_app():
+    """deploy/kuberay's RayService names an importable builder whose args map to the intended options."""
+    import importlib
+
+    import yaml
+
+    from conftest import MODELS
+
+    doc = yaml.safe_load((MODELS.parent / "deploy" / "kuberay" / "hrm-serve.yaml").read_text())
+    assert doc["kind"] == "RayService"
+    app = yaml.safe_load(doc["spec"]["serveConfigV2"])["applications"][0]
+    module, name = app["import_path"].split(":")
+    builder = getattr(importlib.import_module(module), name)
+    from hrm.serve.app import options_from_args
+
+    spec, scaling, _ = options_from_args(app["args"])
+    assert (spec.device, spec.precision, spec.batch, spec.halting) == ("cuda", "fp16", 64, "act")
+    assert scaling.autoscaling and (scaling.min_replicas, scaling.max_replicas, scaling.gpus) == (1, 4, 1.0)
+    assert builder(app["args"]) is not None  # binds the application (no cluster needed)
+    assert options_from_args({"deployment": "d", "threads": "2", "fused": "true"})[0].options == \
+        {"spin": None, "threads": 2, "fused": True}
+    with pytest.raises(ValueError, match="unknown \\['slot'\\]"):
+        options_from_args({"deployment": "d", "slot": 3})
