@@ -49,7 +49,8 @@ from hrm.manifest import PRECISIONS
 @click.option("--route-prefix", default="/", show_default=True, help="URL prefix of the endpoints")
 @click.option("--name", default="hrm", show_default=True, help="Serve application name (handle lookup)")
 @click.option("--address", default=None,
-              help="Ray cluster to join ('auto', HOST:PORT, ray://HOST:10001) [default: start a local one on 127.0.0.1]")
+              help="Ray cluster to join ('auto', HOST:PORT, ray://HOST:10001) "
+                   "[default: start a local one on 127.0.0.1]")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
               help="local cluster: serve Prometheus metrics (Ray's, Serve's, hrm_*) at http://127.0.0.1:PORT/metrics")
 @click.option("--drain", "drain_s", type=click.FloatRange(min=0), default=10.0, show_default=True,
@@ -58,26 +59,22 @@ from hrm.manifest import PRECISIONS
 def main(deployment: Path, backend: str, device: str, precision: str, halting: str | None, max_segments: int | None,
          slots: int, threads: int | None, fused: bool, spin: bool | None, checkpoint: Path | None, replicas: int,
          min_replicas: int | None, max_replicas: int | None, cpus_per_replica: float | None,
-         gpus_per_replica: float | None, ingress_replicas: int, host: str, port: int, route_prefix: str, name: str, address: str | None,
-         metrics_port: int | None, drain_s: float) -> None:
+         gpus_per_replica: float | None, ingress_replicas: int, host: str, port: int, route_prefix: str, name: str,
+         address: str | None, metrics_port: int | None, drain_s: float) -> None:
     """Serve the model exported to DEPLOYMENT: POST puzzles to http://HOST:PORT/solve."""
-    from hrm.runtime import load_deployment
-    from hrm.runtime.loop import check_halting
     from hrm.serve.spec import Scaling, SessionSpec, session_options
 
     err = stderr_console()
-    dep = load_deployment(deployment, precision=precision)  # a broken deployment fails here, not in a replica
-    dep.variant(precision)
-    check_halting(halting or dep.manifest.default_halting, max_segments, dep.config.halt_max_steps)
     try:
         options = session_options(backend, device, threads=threads, fused=fused, spin=spin, checkpoint=checkpoint)
         scaling = Scaling(replicas=replicas, min_replicas=min_replicas, max_replicas=max_replicas,
                           cpus=cpus_per_replica if cpus_per_replica is not None else float(threads or 1),
                           gpus=gpus_per_replica if gpus_per_replica is not None else float(device == "cuda"),
                           ingress_replicas=ingress_replicas)
+        spec = SessionSpec(str(deployment), backend, device, precision, slots, halting, max_segments, options)
+        spec.open(activate=False)  # a broken deployment or option fails here, not in every replica
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    spec = SessionSpec(str(deployment), backend, device, precision, slots, halting, max_segments, options)
 
     from hrm.serve.app import run_app
 

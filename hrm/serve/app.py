@@ -7,11 +7,12 @@ Two deployments, because a replica that dies cannot retry its own requests:
   health (a hung backend fails it and the replica is replaced) and exports our metrics next to its
   own: ``hrm_segments_per_answer``, ``hrm_queue_ms``, ``hrm_slot_use``, ``hrm_slots_active``,
   ``hrm_queue_depth``.
-* ``ingress`` (reserves no CPU; ``Scaling.ingress_replicas``, default 1): parses request bodies through the task parser, one item per
-  record (a bad record is answered with 422 and named; the others are solved), splits large requests
-  into chunks (``CHUNK_SLOTS`` x slots puzzles) spread over the replicas, and sends each chunk again, once, when its replica
-  died or shut down before answering; a second loss is answered with 503. So every puzzle of every
-  request gets exactly one answer or one explicit error.
+* ``ingress`` (``Scaling.ingress_replicas``, default 1; reserves no CPU): parses request bodies through
+  the task parser, one item per record (a bad record is answered with 422 and named; the others are
+  solved), splits large requests into chunks of ``CHUNK_SLOTS`` x slots puzzles spread over the
+  replicas, and sends a chunk again, once, when its replica died or shut down before answering; a
+  second loss is answered with 503. So every puzzle of every request gets exactly one answer or one
+  explicit error.
 
 HTTP (under the route prefix): ``POST /solve`` with ``{"inputs": [text, ...]}`` (each text in any
 format ``hrm-run`` accepts: puzzle strings, file contents, CSV, ARC JSON) or a ``text/plain`` body;
@@ -36,7 +37,7 @@ from fastapi.responses import JSONResponse
 from ray import serve
 from ray.exceptions import RayActorError
 
-from hrm.errors import ParseError
+from hrm.errors import HRMError, ParseError
 from hrm.serve.records import parse_records, request_parser
 from hrm.serve.replica import RETRY, SolverReplica, error_item
 from hrm.serve.spec import Scaling, SessionSpec, session_options
@@ -83,9 +84,9 @@ class Solver(SolverReplica):
     def __init__(self, spec: SessionSpec, drain_s: float) -> None:
         from hrm.runtime import load_deployment
 
+        self.drain_s = drain_s
         cap = load_deployment(spec.deployment, verify=False, precision=spec.precision).config.halt_max_steps
         super().__init__(spec, ServeMetrics(max(cap, spec.max_segments or 0)))
-        self.drain_s = drain_s
 
     def info(self) -> dict[str, Any]:
         return {"pid": os.getpid(), **self.stats()}
@@ -96,7 +97,8 @@ class Solver(SolverReplica):
             raise RuntimeError(problem)
 
     async def __del__(self) -> None:
-        await asyncio.to_thread(self.close, self.drain_s)
+        if hasattr(self, "scheduler"):  # Serve calls this after a failed constructor too
+            await asyncio.to_thread(self.close, self.drain_s)
 
 
 class _BadRequest(ValueError):
@@ -141,7 +143,7 @@ class IngressBase:
     @api.get("/readyz")
     async def readyz(self) -> JSONResponse:
         try:
-            replica = await asyncio.wait_for(_awaitable(self.solver.info.remote()), timeout=10)
+            replica = await asyncio.wait_for(self.solver.info.remote(), timeout=10)
         except Exception as exc:  # no replica running yet, or it cannot answer
             return JSONResponse({"ready": False, "error": f"{type(exc).__name__}: {exc}"}, status_code=503)
         return JSONResponse({"ready": True, **self.about, "replica": replica, "retried": self.retried,
@@ -222,10 +224,6 @@ def _inputs_of(content_type: str, body: bytes) -> list[str]:
         raise _BadRequest(f"body: not UTF-8 text (byte {exc.start})") from None
 
 
-async def _awaitable(response: Any) -> Any:
-    return await response
-
-
 def build_app(spec: SessionSpec, scaling: Scaling = Scaling(), *, drain_s: float = 10.0,
               max_puzzles: int = MAX_PUZZLES) -> Any:
     """The Serve application (ingress bound to the solver deployment) for ``serve.run``."""
@@ -254,16 +252,18 @@ APP_ARGS = ("deployment", "backend", "device", "precision", "slots", "halting", 
 def options_from_args(args: dict[str, Any]) -> tuple[SessionSpec, Scaling, float]:
     """``app_builder`` args (values may be strings, as ``serve run key=value`` passes them) -> the value
     objects, with hrm-serve's defaults. Raises ValueError naming unknown or missing keys."""
-    unknown = sorted(set(args) - set(APP_ARGS))
-    if unknown or "deployment" not in args:
-        raise ValueError(f"app_builder args: unknown {unknown}{', missing deployment' * ('deployment' not in args)};"
-                         f" known: {', '.join(APP_ARGS)}")
+    unknown, missing = sorted(set(args) - set(APP_ARGS)), "deployment" not in args
+    if unknown or missing:
+        raise ValueError(f"app_builder args: {'unknown ' + str(unknown) if unknown else 'no deployment'}; "
+                         f"known: {', '.join(APP_ARGS)}")
 
     def arg(key: str, kind: type, default: Any = None) -> Any:
         value = args.get(key, default)
-        if value is None or isinstance(value, bool) or kind is not bool:
-            return value if value is None or isinstance(value, bool) else kind(value)
-        return str(value).lower() in ("1", "true", "yes")
+        if value is None:
+            return None
+        if kind is bool and isinstance(value, str):
+            return value.lower() in ("1", "true", "yes")
+        return kind(value)
 
     backend, device, threads = arg("backend", str, "ort"), arg("device", str, "cpu"), arg("threads", int)
     spec = SessionSpec(arg("deployment", str), backend, device, arg("precision", str, "fp32"), arg("slots", int, 16),
@@ -299,6 +299,19 @@ class Served:
             ray.shutdown()
 
 
+def _deploy_failure(name: str) -> str | None:
+    """The last line of the first failing deployment's status message (the replica's exception)."""
+    try:
+        deployments = serve.status().applications[name].deployments
+    except Exception:
+        return None
+    for status in deployments.values():
+        lines = [ln for ln in str(status.message or "").splitlines() if ln.strip()]
+        if str(status.status).endswith("UNHEALTHY") or str(status.status).endswith("DEPLOY_FAILED"):
+            return lines[-1].strip() if lines else str(status.status)
+    return None
+
+
 def run_app(spec: SessionSpec, scaling: Scaling = Scaling(), *, name: str = "hrm", route_prefix: str = "/",
             host: str = "127.0.0.1", port: int = 8000, address: str | None = None, drain_s: float = 10.0,
             max_puzzles: int = MAX_PUZZLES, metrics_port: int | None = None) -> Served:
@@ -309,7 +322,12 @@ def run_app(spec: SessionSpec, scaling: Scaling = Scaling(), *, name: str = "hrm
     started = connect(address, metrics_port=metrics_port)
     quiet = {"log_level": "WARNING", "enable_access_log": False}
     serve.start(http_options={"host": host, "port": port}, logging_config=quiet)
-    serve.run(build_app(spec, scaling, drain_s=drain_s, max_puzzles=max_puzzles), name=name,
-              route_prefix=route_prefix, logging_config=quiet)
+    try:
+        serve.run(build_app(spec, scaling, drain_s=drain_s, max_puzzles=max_puzzles), name=name,
+                  route_prefix=route_prefix, logging_config=quiet)
+    except RuntimeError as exc:  # a replica's constructor failed (Serve retries, then gives up)
+        cause = _deploy_failure(name) or str(exc)
+        Served(name, "", started).shutdown()
+        raise HRMError(f"{spec.deployment}: deploying on Ray Serve failed: {cause}") from None
     prefix = "" if route_prefix == "/" else route_prefix.rstrip("/")
     return Served(name, f"http://{host}:{port}{prefix}", started)

@@ -26,7 +26,9 @@ class EvalWorker:
 
         return session_meta(self.session, max_segments)
 
-    def solve(self, key: tuple[str, int], puzzles: Sequence[Any], max_segments: int | None) -> tuple[tuple[str, int], list]:
+    def solve(self, key: tuple[str, int], puzzles: Sequence[Any],
+              max_segments: int | None) -> tuple[tuple[str, int], list]:
+        """Solve one chunk; ``key`` = (halting, first puzzle index) comes back with the results."""
         return key, self.session.solve(puzzles, halting=key[0], max_segments=max_segments)
 
 

@@ -42,13 +42,15 @@ class SessionSpec:
         if int(self.batch) < 1:
             raise ValueError(f"batch (slots) must be >= 1, got {self.batch}")
 
-    def open(self) -> Any:
-        """A new, activated Session (call in the process that will use it)."""
+    def open(self, activate: bool = True) -> Any:
+        """A new Session (activated unless asked not to: call in the process that will use it). Opening one
+        unactivated where the command runs checks the spec (deployment, variant, halting, backend options)
+        before any replica is started."""
         from hrm.runtime import Session
 
-        return Session(self.deployment, backend=self.backend, device=self.device, precision=self.precision,
-                       batch=self.batch, halting=self.halting, max_segments=self.max_segments,
-                       **self.options).activate()
+        session = Session(self.deployment, backend=self.backend, device=self.device, precision=self.precision,
+                          batch=self.batch, halting=self.halting, max_segments=self.max_segments, **self.options)
+        return session.activate() if activate else session
 
 
 def session_options(backend: str, device: str, *, threads: int | None = None, fused: bool = False,

@@ -18,7 +18,8 @@ httpx = pytest.importorskip("httpx")
 @pytest.mark.parametrize("args, message", [
     (["--backend", "torch", "--fused"], "no fused graph"),
     (["--min-replicas", "3", "--max-replicas", "2"], "autoscaling bounds"),
-    (["--precision", "fp16"], "fp16"),
+    (["--precision", "fp16"], "no 'fp16' variant"),
+    (["--backend", "trt"], "CUDA only"),
 ])
 def test_refused_before_any_cluster_starts(s4_deploy, args, message):
     from hrm.cli.serve import main
@@ -60,3 +61,18 @@ def test_serve_command_answers_then_drains_on_sigterm(ray_cluster, serve_port, s
     assert proc.returncode == 0, rest
     assert "draining and stopping" in rest
     assert "cli" not in serve.status().applications
+
+
+@pytest.mark.cluster
+def test_replicas_that_cannot_start_are_one_clear_error(serve_port, s4_deploy):
+    """A spec the replicas cannot open (here the trt backend on a CPU) fails the deployment with the
+    replica's own error, and leaves no application behind."""
+    from ray import serve
+
+    from hrm.errors import HRMError
+    from hrm.serve.app import run_app
+    from hrm.serve.spec import SessionSpec
+
+    with pytest.raises(HRMError, match="deploying on Ray Serve failed: ValueError: trt backend runs on CUDA only"):
+        run_app(SessionSpec(str(s4_deploy), backend="trt"), name="broken", route_prefix="/broken", port=serve_port)
+    assert "broken" not in serve.status().applications

@@ -135,8 +135,8 @@ def test_prometheus_metrics_ours_and_serves(served, s4_lines, ray_cluster):
     # fixed halting: every answer of the 'fixed' application ran exactly 4 segments (buckets: Ray's
     # exported _sum is approximated from bucket midpoints, the counts are exact)
     def bucket(le):
-        m = re.search(rf'^ray_hrm_segments_per_answer_bucket\{{[^}}]*application="fixed"[^}}]*le="{re.escape(le)}"[^}}]*\}} (\S+)',
-                      text, re.M)
+        labels = rf'[^}}]*application="fixed"[^}}]*le="{re.escape(le)}"[^}}]*'
+        m = re.search(rf"^ray_hrm_segments_per_answer_bucket\{{{labels}\}} (\S+)", text, re.M)
         return float(m.group(1))
 
     assert bucket("3.0") == 0 and bucket("4.0") == bucket("+Inf") >= 20
