@@ -215,8 +215,8 @@ def main() -> None:
 
 def idle_bound(phase: str, cpu_ms: dict[str, float], cores: int) -> float:
     """Puzzles/s the measured CPU cost allows on ``cores`` idle cores (see the module docstring)."""
-    if phase == "inproc":  # one process: the engine's thread and the client threads share one GIL
-        return 1e3 / sum(cpu_ms.values())
+    if phase == "inproc":  # this process only (the idle Ray cluster beside it is not the engine's cost)
+        return 1e3 / cpu_ms["client (this process)"]
     replicas = int(phase.split("-")[1])
     limits = [replicas * 1e3 / cpu_ms["solver"], cores * 1e3 / sum(cpu_ms.values())]
     limits += [1e3 / cpu_ms[k] for k in ("ingress", "proxy", "client (this process)") if cpu_ms[k] > 0]
