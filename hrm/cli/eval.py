@@ -69,6 +69,8 @@ def main(model: Path, dataset: str, n: int | None, seed: int, backend: str, devi
             raise click.BadParameter("the torch backend has no fused graph (--fused is for ort and trt)",
                                      param_hint="--fused")
         options["fused"] = True
+    if workers is not None and ray_address is None:
+        raise click.BadParameter("--workers is for --ray", param_hint="--workers")
     count = n if n is not None else (256 if dataset == "generated" else None)
     dep = load_deployment(root, precision=precision)
     puzzles = load_puzzles(dataset, dep, n=count, seed=seed)

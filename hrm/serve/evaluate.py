@@ -62,25 +62,24 @@ def evaluate_on_ray(spec: SessionSpec, puzzles: Sequence[Any], *, haltings: Sequ
         raise ValueError("no puzzles to evaluate")
     cpus = float(cpus if cpus is not None else (spec.options.get("threads") or 1))
     gpus = float(gpus if gpus is not None else (1 if spec.device == "cuda" else 0))
+    starts = range(0, len(puzzles), spec.batch)
+    jobs = [((h, start), puzzles[start:start + spec.batch]) for h in haltings for start in starts]
     started = connect(address)
+    actors: list[Any] = []
     try:
-        n = workers or worker_count(spec, cpus, gpus)
         actor = ray.remote(num_cpus=cpus, num_gpus=gpus)(EvalWorker)
-        actors = [actor.remote(spec) for _ in range(min(n, -(-len(puzzles) // spec.batch) * len(haltings)))]
+        actors = [actor.remote(spec) for _ in range(min(workers or worker_count(spec, cpus, gpus), len(jobs)))]
         meta = ray.get(actors[0].meta.remote(max_segments))
-        jobs = [((h, start), puzzles[start:start + spec.batch]) for h in haltings
-                for start in range(0, len(puzzles), spec.batch)]
         chunks: dict[tuple[str, int], list] = {}
         pool = ActorPool(actors)
         for key, results in pool.map_unordered(lambda a, job: a.solve.remote(job[0], job[1], max_segments), jobs):
             chunks[key] = results
             if on_chunk is not None:
                 on_chunk(len(results))
-        merged = {h: [r for start in range(0, len(puzzles), spec.batch) for r in chunks[(h, start)]]
-                  for h in haltings}
+    finally:
         for a in actors:
             ray.kill(a)
-    finally:
         if started:
             ray.shutdown()
+    merged = {h: [r for start in starts for r in chunks[(h, start)]] for h in haltings}
     return build_report(meta, puzzles, merged, group_key)

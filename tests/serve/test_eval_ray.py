@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("ray")
 from click.testing import CliRunner  # noqa: E402
 
-pytestmark = pytest.mark.cluster
+
 
 
 def _report(args):
@@ -20,6 +20,7 @@ def _report(args):
     return json.loads(result.output)
 
 
+@pytest.mark.cluster
 def test_distributed_eval_equals_local_report(ray_cluster, s4_deploy, tmp_path):
     """300 generated puzzles, batch 16 (a short last chunk), both halting modes, grouped by bucket:
     the same JSON report, whether one Session solves them or two actors do."""
@@ -31,6 +32,7 @@ def test_distributed_eval_equals_local_report(ray_cluster, s4_deploy, tmp_path):
     assert list(local["scores"]) == ["all", "0"]  # 4x4 puzzles need no guesses: one bucket
 
 
+@pytest.mark.cluster
 def test_evaluate_on_ray_reports_progress_and_keeps_order(ray_cluster, s4_deploy, s4_task):
     """The library call: progress per chunk as results arrive (in any order), the merge back in puzzle order."""
     import numpy as np
@@ -49,3 +51,10 @@ def test_evaluate_on_ray_reports_progress_and_keeps_order(ray_cluster, s4_deploy
         assert report.to_dict() == evaluate(s, puzzles, haltings=("act",), group_key=None).to_dict()
     with pytest.raises(ValueError, match="no puzzles"):
         evaluate_on_ray(spec, [])
+
+
+def test_workers_without_ray_is_refused(s4_deploy):
+    from hrm.cli.eval import main
+
+    result = CliRunner().invoke(main, [str(s4_deploy), "--n", "4", "--workers", "2"])
+    assert result.exit_code == 2 and "--workers is for --ray" in result.output

@@ -144,3 +144,14 @@ def test_kuberay_manifest_builds_the_app():
         {"spin": None, "threads": 2, "fused": True}
     with pytest.raises(ValueError, match="unknown \\['slot'\\]"):
         options_from_args({"deployment": "d", "slot": 3})
+
+
+def test_serve_package_imports_neither_ray_nor_torch():
+    """Clients and replicas-as-objects stay light: only hrm.serve.app / .evaluate import Ray."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hrm.serve, hrm.serve.client, hrm.serve.replica, hrm.serve.records, hrm.serve.load\n"
+            "bad = [m for m in ('ray', 'torch') if m in sys.modules]\nassert not bad, bad\nprint('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
