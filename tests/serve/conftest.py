@@ -7,7 +7,6 @@ The bundled 4x4 Sudoku model is exported once; Serve listens on a free loopback 
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -23,8 +22,7 @@ for _key, _value in LOCAL_ENV.items():  # before anything imports ray (see hrm.s
 os.environ.setdefault("RAY_metrics_report_interval_ms", "1000")  # metrics visible within a second
 
 from helpers import MODELS  # noqa: E402
-
-SLOTS = 8
+from serve_helpers import deploy_app, free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -51,12 +49,6 @@ def s4_lines(s4_task):
     for p in s4_task.generate(60 - len(lines), np.random.default_rng(11)):
         lines.append("".join("." if v == 0 else str(v) for v in s4_task.decode(p.tokens).reshape(-1)))
     return lines
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -87,16 +79,6 @@ def serve_port(ray_cluster):
     return port
 
 
-def deploy_app(s4_deploy, port: int, name: str, halting: str, replicas: int = 1, drain_s: float = 10.0):
-    """Serve the model as application ``name`` under ``/name``; returns the ``Served``."""
-    from hrm.serve.app import run_app
-    from hrm.serve.spec import Scaling, SessionSpec
-
-    spec = SessionSpec(str(s4_deploy), batch=SLOTS, halting=halting, options={"threads": 1})
-    return run_app(spec, Scaling(replicas=replicas), name=name, route_prefix=f"/{name}", port=port,
-                   drain_s=drain_s)
-
-
 @pytest.fixture(scope="session")
 def served(s4_deploy, serve_port):
     """One application per halting mode: {"act": Served, "fixed": Served}."""
@@ -112,8 +94,3 @@ def solo(s4_deploy):
     yield lambda halting, puzzles: sessions[halting].solve(puzzles)
     for s in sessions.values():
         s.close()
-
-
-def comparable(answer: dict) -> dict:
-    """An answer object without what legitimately differs between runs (timings)."""
-    return {k: v for k, v in answer.items() if k != "timings_ms"}

@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import comparable
+from serve_helpers import comparable
 
 pytest.importorskip("onnxruntime")
 
@@ -127,7 +127,7 @@ def test_kuberay_manifest_builds_the_app():
 
     import yaml
 
-    from conftest import MODELS
+    from helpers import MODELS
 
     doc = yaml.safe_load((MODELS.parent / "deploy" / "kuberay" / "hrm-serve.yaml").read_text())
     assert doc["kind"] == "RayService"
@@ -155,3 +155,16 @@ def test_serve_package_imports_neither_ray_nor_torch():
             "bad = [m for m in ('ray', 'torch') if m in sys.modules]\nassert not bad, bad\nprint('ok')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_health_fails_when_puzzles_wait_and_no_segment_runs(replica, s4_task, s4_lines):
+    """Serve replaces a replica whose check fails: idle is healthy, a stalled scheduler is not."""
+    import time
+
+    assert replica.healthy(stall_s=0.01) is None
+    replica.scheduler.stop(drain=False)  # a driver that no longer runs segments
+    replica._submit(s4_task.parse(s4_lines[0], "<s>")[0], 0)
+    assert replica.healthy(stall_s=0.05) is None  # waiting, but not for long yet
+    time.sleep(0.1)
+    problem = replica.healthy(stall_s=0.05)
+    assert problem is not None and "no segment ran" in problem and "1 puzzles" in problem

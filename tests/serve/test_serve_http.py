@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("ray.serve")
 httpx = pytest.importorskip("httpx")
 
-from conftest import comparable  # noqa: E402
+from serve_helpers import comparable  # noqa: E402
 
 pytestmark = pytest.mark.cluster
 
@@ -107,7 +107,7 @@ def test_sync_and_async_client(served, s4_lines):
 def test_unreachable_server_is_an_error():
     from hrm.serve.client import Client, ServeError
 
-    from conftest import free_port
+    from serve_helpers import free_port
 
     with Client(f"http://127.0.0.1:{free_port()}", timeout=5) as c:
         assert not c.ready()

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("ray.serve")
 pytest.importorskip("httpx")
 
-from conftest import comparable, deploy_app  # noqa: E402
+from serve_helpers import comparable, deploy_app  # noqa: E402
 
 pytestmark = pytest.mark.cluster
 
