@@ -42,7 +42,8 @@ from hrm.manifest import PRECISIONS
               help="split the puzzles over Ray actors (one Session each) on the cluster at ADDRESS ('auto', "
                    "HOST:PORT); without ADDRESS a local cluster on 127.0.0.1. Same report as a local run")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="--ray: actors [default: one per GPU on cuda, one per --threads cores (1) on the CPU]")
+              help="--ray: actors, at most as many as fit [default: one per GPU on cuda, one per --threads "
+                   "cores (1) on the CPU]")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="also write the report as JSON to this file ('-' = stdout instead of the table)")
 @handle_errors

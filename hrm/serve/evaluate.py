@@ -49,7 +49,8 @@ def evaluate_on_ray(spec: SessionSpec, puzzles: Sequence[Any], *, haltings: Sequ
     """The :func:`hrm.runtime.evaluation.evaluate` report, with the solving spread over Ray actors.
 
     ``address``: the cluster (None starts a local one for the call). ``cpus``/``gpus`` per actor
-    (default: ``threads`` or 1 core on the CPU, 1 GPU on CUDA); ``workers`` (default: as many as fit).
+    (default: ``threads`` or 1 core on the CPU, 1 GPU on CUDA); ``workers``: at most as many as the
+    cluster can place now (an actor that cannot be placed would hold its chunk forever).
     ``on_chunk(n)`` is called as results arrive (progress).
     """
     import ray
@@ -68,7 +69,8 @@ def evaluate_on_ray(spec: SessionSpec, puzzles: Sequence[Any], *, haltings: Sequ
     actors: list[Any] = []
     try:
         actor = ray.remote(num_cpus=cpus, num_gpus=gpus)(EvalWorker)
-        actors = [actor.remote(spec) for _ in range(min(workers or worker_count(spec, cpus, gpus), len(jobs)))]
+        fit = worker_count(spec, cpus, gpus)
+        actors = [actor.remote(spec) for _ in range(min(workers or fit, fit, len(jobs)))]
         meta = ray.get(actors[0].meta.remote(max_segments))
         chunks: dict[tuple[str, int], list] = {}
         pool = ActorPool(actors)
