@@ -30,11 +30,17 @@ def solo_answers(s4_task, s4_lines, solo):
     return out
 
 
-def load(url, lines, n, clients=8, deadline_s=240.0, on_reply=None):
+def load(url, lines, n, clients=8, deadline_s=240.0, on_reply=None, per_request=1):
+    """``n`` requests of ``per_request`` puzzles (one per line of one input text): request i carries lines
+    i*per_request, ... (cycling)."""
     from hrm.serve.load import run_load
 
-    return asyncio.run(run_load(url, [[lines[i % len(lines)]] for i in range(n)], clients=clients,
-                                deadline_s=deadline_s, on_reply=on_reply))
+    requests = [["\n".join(line_of(lines, i, per_request))] for i in range(n)]
+    return asyncio.run(run_load(url, requests, clients=clients, deadline_s=deadline_s, on_reply=on_reply))
+
+
+def line_of(lines, i, per_request=1):
+    return [lines[(i * per_request + k) % len(lines)] for k in range(per_request)]
 
 
 @pytest.mark.extended  # ~15-30 s on 2 cores; the replica-kill test below runs a shorter load in make test
@@ -43,7 +49,7 @@ def test_2000_requests_from_8_clients(served, s4_lines, solo_answers):
     assert run.unanswered == [], f"{len(run.unanswered)} unanswered, first: {run.outcomes[run.unanswered[0]]!r}"
     for i, reply in enumerate(run.outcomes):
         assert reply.status == 200, reply.answers
-        assert [comparable(a) for a in reply.answers] == [solo_answers[s4_lines[i % len(s4_lines)]]["act"]], i
+        assert [comparable(a) for a in reply.answers] == [solo_answers[line_of(s4_lines, i)[0]]["act"]], i
     assert served["act"].handle().solve.remote(s4_lines[:1]).result()["status"] == 200  # still healthy
 
 
@@ -64,8 +70,9 @@ def _replica_pids(app: str, want: int, timeout_s: float = 120.0) -> set[int]:
 
 
 def test_replica_killed_during_load(s4_deploy, serve_port, s4_lines, solo_answers):
-    """SIGKILL one of two replicas while 8 clients send 600 requests: each request is answered (its
-    puzzles resent once to the surviving replica), and Serve starts a replacement."""
+    """Freeze, then SIGKILL, one of two replicas while 8 clients send 240 requests of 8 puzzles: each
+    request is answered (the lost puzzles resent once to the surviving replica), and Serve starts a
+    replacement."""
     import httpx
     from ray import serve
 
@@ -74,20 +81,22 @@ def test_replica_killed_during_load(s4_deploy, serve_port, s4_lines, solo_answer
         pids = _replica_pids("kill", 2)
         victim = sorted(pids)[0]
 
-        def kill(k: int) -> None:
-            if k == 150:
-                os.kill(victim, signal.SIGKILL)
+        def kill(k: int) -> None:  # freeze it first, so that requests are surely in flight there when it dies
+            if k == 60:
+                os.kill(victim, signal.SIGSTOP)
+                threading.Timer(1.0, os.kill, (victim, signal.SIGKILL)).start()
 
-        run = load(app.url, s4_lines, 600, on_reply=kill)
+        run = load(app.url, s4_lines, 240, on_reply=kill, per_request=8)
         assert run.unanswered == [], f"{len(run.unanswered)} unanswered: {run.outcomes[run.unanswered[0]]!r}"
         statuses = {r.status for r in run.outcomes}
-        assert statuses <= {200, 503}
+        assert statuses <= {200, 503}, [a for r in run.outcomes for a in r.answers if "error" in a][:3]
         for i, reply in enumerate(run.outcomes):
-            for a in reply.answers:
+            assert len(reply.answers) == 8
+            for a, line in zip(reply.answers, line_of(s4_lines, i, 8)):
                 if "error" in a:  # only a puzzle lost twice may fail, and it says so
                     assert a["status"] == 503 and "retry" in a["error"]
                 else:
-                    assert comparable(a) == solo_answers[s4_lines[i % len(s4_lines)]]["act"]
+                    assert {**comparable(a), "id": 0, "source": None} == {**solo_answers[line]["act"], "source": None}
         retried = httpx.get(app.url + "/readyz", timeout=30).json()["retried"]
         assert retried >= 1, "the kill hit no request in flight: the retry path was not exercised"
         new = _replica_pids("kill", 2)
@@ -123,5 +132,5 @@ def test_shutdown_answers_or_refuses_every_request(s4_deploy, serve_port, s4_lin
                 assert a["status"] == 503
             else:
                 answered += 1
-                assert comparable(a) == solo_answers[s4_lines[i % len(s4_lines)]]["act"]
+                assert comparable(a) == solo_answers[line_of(s4_lines, i)[0]]["act"]
     assert answered >= 100 and answered + refused <= 400
