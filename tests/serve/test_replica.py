@@ -127,6 +127,8 @@ def test_kuberay_manifest_builds_the_app():
 
     import yaml
 
+    pytest.importorskip("ray.serve")
+
     from helpers import MODELS
 
     doc = yaml.safe_load((MODELS.parent / "deploy" / "kuberay" / "hrm-serve.yaml").read_text())
