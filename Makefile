@@ -22,7 +22,7 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[export,ort,trt-check,dev]"
+	$(BIN)/pip install -q -e ".[export,ort,trt-check,dev,serve]"
 	touch $@
 
 install-demo: $(VENV)/.demo-installed

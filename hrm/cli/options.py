@@ -74,6 +74,14 @@ class RuntimeArgs:
             flag = f"--{exc.option.replace('_', '-')}: " if exc.option else ""
             raise OptionError(f"{flag}{exc}") from None
 
+    def spec(self, deployment: Any) -> Any:
+        """These choices as a :class:`hrm.serve.spec.SessionSpec` (what a Ray replica or actor opens its
+        Session from; the ``serve`` extra's doors: ``hrm-serve``, ``hrm-eval --ray``)."""
+        from hrm.serve.spec import SessionSpec
+
+        return SessionSpec(str(deployment), self.backend, self.device, self.precision, self.batch or 1, self.halting,
+                           self.max_segments, self.options())
+
     def session(self, deployment: Any, *, precision: str | None = None, batch: int | None = None) -> Any:
         """A ``Session`` on ``deployment`` with these choices (``precision`` / ``batch`` override)."""
         from hrm.runtime import Session

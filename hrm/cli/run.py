@@ -53,7 +53,7 @@ def main(deployment: Path, inputs: tuple[str, ...], runtime: RuntimeArgs, trace:
     deployment's identifiers have, inverted, voted; two attempts per test input.
     """
     from hrm.runtime import load_deployment, summarize, summary_line
-    from hrm.tasks.inputs import TokenLines, read_inputs
+    from hrm.tasks.inputs import input_parser, read_inputs
 
     err = stderr_console()
     if not inputs:
@@ -78,7 +78,7 @@ def main(deployment: Path, inputs: tuple[str, ...], runtime: RuntimeArgs, trace:
     if given:
         raise click.BadParameter(f"{', '.join(given)} apply to ARC deployments; this one's task is "
                                  f"{task.name if task is not None else 'none'}", param_hint=given[0])
-    parser = task if task is not None else TokenLines(dep.config.seq_len, dep.config.vocab_size)
+    parser = input_parser(dep)
     read = read_inputs(parser, inputs, stdin=sys.stdin)
     # no bigger than needed: a single puzzle should not pay for --batch rows of compute
     session = runtime.session(dep, batch=max(1, min(runtime.batch, len(read.puzzles))))

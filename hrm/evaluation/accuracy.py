@@ -93,16 +93,28 @@ def evaluate(session: Any, puzzles: Sequence[Any], *, haltings: Sequence[str] = 
     """
     if not puzzles:
         raise ValueError("no puzzles to evaluate")
+    policy = session.policy.with_(max_segments=max_segments)
+    results = {h: list(session.iter_solve(puzzles, halting=policy.with_(h), on_chunk=on_chunk)) for h in haltings}
+    return build_report(run_meta(session, policy, haltings), puzzles, results, group_key)
+
+
+def build_report(meta: dict[str, Any], puzzles: Sequence[Any], results: dict[str, Sequence[SolveResult]],
+                 group_key: str | None) -> EvalReport:
+    """Score per-puzzle ``results`` (halting -> one result per puzzle, in puzzle order) under ``meta``
+    (:func:`run_meta`) into a report.
+
+    Separate from solving so that results gathered elsewhere (``hrm-eval --ray``: chunks solved by
+    actors, merged back in puzzle order) give exactly the report of a local run.
+    """
     groups = [group_of(p, group_key) for p in puzzles]
     labels = sorted({g for g in groups if g is not None}, key=_group_order)
-    policy = session.policy.with_(max_segments=max_segments)
-    report = EvalReport(meta={"n": len(puzzles), "group_key": group_key, "groups": labels,
-                              **run_meta(session, policy, haltings)})
-    for halting in haltings:
-        results = list(session.iter_solve(puzzles, halting=policy.with_(halting), on_chunk=on_chunk))
-        report.scores.setdefault(ALL, {})[halting] = score(results)
+    report = EvalReport(meta={"n": len(puzzles), "group_key": group_key, "groups": labels, **meta})
+    for halting, solved in results.items():
+        if len(solved) != len(puzzles):
+            raise ValueError(f"{halting}: {len(solved)} results for {len(puzzles)} puzzles")
+        report.scores.setdefault(ALL, {})[halting] = score(solved)
         for label in labels:
-            members = [r for r, g in zip(results, groups) if g == label]
+            members = [r for r, g in zip(solved, groups) if g == label]
             report.scores.setdefault(label, {})[halting] = score(members)
     return report
 

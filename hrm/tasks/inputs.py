@@ -21,7 +21,7 @@ import numpy as np
 from hrm.errors import ParseError
 from hrm.tasks.base import Puzzle, Record, raise_first, read_stream, read_text, split_lines
 
-__all__ = ["Inputs", "read_inputs", "parse_records", "TokenLines"]
+__all__ = ["Inputs", "read_inputs", "parse_records", "input_parser", "TokenLines"]
 
 _PATHLIKE = re.compile(r"[\\/]|\.(txt|csv|json|npy|npz|tsv|md)$", re.IGNORECASE)
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -42,6 +42,13 @@ def parse_records(task: Any, text: str, source: str) -> list[Record]:
         return list(task.parse_records(text, source))
     except RecursionError:
         return [ParseError(source, None, "input nested too deeply to parse")]
+
+
+def input_parser(deployment: Any) -> Any:
+    """What parses a deployment's inputs (``hrm-run``'s arguments, ``hrm-serve``'s request bodies): its task,
+    or :class:`TokenLines` when it was exported without one."""
+    task = deployment.task
+    return task if task is not None else TokenLines(deployment.config.seq_len, deployment.config.vocab_size)
 
 
 def read_inputs(task: Any, items: Sequence[str], stdin: TextIO | None = None) -> Inputs:
