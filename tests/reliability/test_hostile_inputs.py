@@ -78,8 +78,8 @@ def maze_record(kind: str, i: int, cut: int) -> tuple[list[str], np.ndarray | No
     r = cut % 5
     if kind == "bad-char":
         rows[r] = rows[r][:2] + "x" + rows[r][3:]
-    elif kind == "short-row":  # (an all-free row cut short would read as a separator line: not this case)
-        r = next(k for k in range(r, r + 5) if rows[k % 5].strip()) % 5
+    elif kind == "short-row":  # (a row left all free once cut short would read as a separator line: not this case)
+        r = next(k for k in range(r, r + 5) if rows[k % 5][:-1].strip()) % 5
         rows[r] = rows[r][:-1]
     elif kind == "missing-row":
         del rows[r]
