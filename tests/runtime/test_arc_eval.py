@@ -456,6 +456,10 @@ def test_hrm_eval_arc_dataset_pass_at_k(full, pruned, built, tasks):
     assert set(d["scores"]["act"]) == {"pass@1", "pass@2", "pass@10", "mean_segments", "seconds"}
     assert d["meta"]["tasks"] == 3 and d["meta"]["max_segments"] == 1 and d["scores"]["act"]["mean_segments"] == 1.0
     assert d["meta"]["deployment"] == str(pruned[0]) and d["meta"]["backend"] == "ort"
+    # the ARC procedure runs on one machine: --ray (per-puzzle accuracy over actors) refuses the folder at once
+    out = CliRunner().invoke(main, [str(pruned[0]), "--dataset", str(built.root), "--ray"])
+    assert out.exit_code == 2 and out.output.startswith("error: --ray: an ARC dataset folder is scored by the ARC "
+                                                        "procedure"), out.output
 
 
 def test_hrm_data_arc_prize_files_and_arc_build(tmp_path):

@@ -1,4 +1,5 @@
-"""The shared runtime option group: the same flags, meaning the same, in hrm-run / -eval / -parity / -bench / -demo."""
+"""The shared runtime option group: the same flags, meaning the same, in hrm-run / -eval / -parity / -bench / -demo /
+-serve."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hrm.cli import bench, demo, eval as eval_cli, parity, run
+from hrm.cli import bench, demo, eval as eval_cli, parity, run, serve
 from hrm.cli.options import OptionError, parse_list
 
 pytest.importorskip("onnxruntime")
 
 COMMANDS = {"hrm-run": run.main, "hrm-eval": eval_cli.main, "hrm-parity": parity.main, "hrm-demo": demo.main,
-            "hrm-bench": bench.main}
-MODEL_COMMANDS = ("hrm-run", "hrm-eval", "hrm-parity", "hrm-demo")  # one backend each (hrm-bench measures all)
+            "hrm-bench": bench.main, "hrm-serve": serve.main}
+# one backend each (hrm-bench measures all); hrm-serve refuses before any Ray cluster starts
+MODEL_COMMANDS = ("hrm-run", "hrm-eval", "hrm-parity", "hrm-demo", "hrm-serve")
 
 
 def test_one_list_parser():

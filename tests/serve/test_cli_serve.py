@@ -16,7 +16,6 @@ httpx = pytest.importorskip("httpx")
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--backend", "torch", "--fused"], "the torch backend has no fused option"),
     (["--min-replicas", "3", "--max-replicas", "2"], "autoscaling bounds"),
     (["--precision", "fp16"], "no 'fp16' variant"),
     (["--backend", "trt"], "CUDA only"),
