@@ -1,4 +1,4 @@
-"""Builders shared by tests: tiny random HRMs and official-layout checkpoints.
+"""Builders shared by tests: tiny random HRMs / TRMs and official-layout checkpoints.
 
 Kept as plain functions (not only fixtures) so benchmarks and scripts can build the same models.
 """
@@ -18,9 +18,43 @@ TINY = dict(seq_len=16, vocab_size=6, num_puzzle_identifiers=3, H_cycles=2, L_cy
             forward_dtype="float32")
 
 
+TINY_TRM = dict(TINY, arch="trm", H_layers=0, H_cycles=3, L_cycles=2, puzzle_emb_len=4, no_ACT_continue=True)
+
+
 def tiny_config(**changes) -> HRMConfig:
     """A 4x4-Sudoku-shaped HRM small enough for sub-second CPU tests."""
     return HRMConfig(**{**TINY, **changes}).validate()
+
+
+def tiny_trm_config(**changes) -> HRMConfig:
+    """The TRM twin of :func:`tiny_config` (attention + RoPE; ``mlp_t=True, pos_encodings="none"`` for the MLP one)."""
+    return HRMConfig(**{**TINY_TRM, **changes}).validate()
+
+
+def numpy_random_tensors(config: HRMConfig, seed: int = 0, q_scale: float = 0.5) -> dict[str, np.ndarray]:
+    """Random weights with official names from numpy alone (no torch RNG, so the same on every
+    machine and torch version): N(0, 1/fan_in) linears, N(0, 1/hidden) embeddings, a random Q head,
+    a non-zero puzzle embedding, and H_init / L_init rounded to bf16 as official checkpoints store them."""
+    from hrm.checkpoint import expected_shapes
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, shape in sorted(expected_shapes(config).items()):
+        if name in ("H_init", "L_init"):
+            v = rng.standard_normal(shape).astype(np.float32)
+            v = (v.view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32)  # truncate to bf16
+        elif name == "q_head.bias":
+            v = np.array([0.0, 0.1], dtype=np.float32)
+        elif name == "q_head.weight":
+            v = rng.standard_normal(shape) * q_scale / np.sqrt(shape[1])
+        elif name == "puzzle_emb.weights":
+            v = rng.standard_normal(shape) * 0.1
+        elif name.endswith("embedding_weight"):
+            v = rng.standard_normal(shape) / np.sqrt(config.hidden_size)
+        else:  # [out, in] linear
+            v = rng.standard_normal(shape) / np.sqrt(shape[1])
+        out[name] = np.asarray(v, dtype=np.float32)
+    return out
 
 
 def random_tensors(config: HRMConfig, seed: int = 0, q_scale: float = 0.5) -> dict[str, np.ndarray]:
@@ -28,10 +62,10 @@ def random_tensors(config: HRMConfig, seed: int = 0, q_scale: float = 0.5) -> di
     at different segments, and the puzzle embedding is non-zero so puzzle ids matter."""
     import torch
 
-    from hrm.model import HRM
+    from hrm.model import build_model
 
     torch.manual_seed(seed)
-    model = HRM(config)
+    model = build_model(config)
     t = model.numpy_tensors()
     rng = np.random.default_rng(seed)
     t["q_head.weight"] = (rng.standard_normal(t["q_head.weight"].shape) * q_scale / np.sqrt(config.hidden_size)).astype(np.float32)
@@ -59,12 +93,17 @@ def write_official_checkpoint(directory: Path, config: HRMConfig, tensors: dict[
     path = directory / f"step_{step}"
     torch.save(state, path)
     c = config
-    arch = {"name": "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1",
+    names = {"hrm": "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1",
+             "trm": "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1"}
+    arch = {"name": names[c.arch],
             "loss": {"name": "losses@ACTLossHead", "loss_type": "stablemax_cross_entropy"},
             "halt_exploration_prob": c.halt_exploration_prob, "halt_max_steps": c.halt_max_steps,
             "H_cycles": c.H_cycles, "L_cycles": c.L_cycles, "H_layers": c.H_layers, "L_layers": c.L_layers,
             "hidden_size": c.hidden_size, "num_heads": c.num_heads, "expansion": c.expansion,
             "puzzle_emb_ndim": c.puzzle_emb_ndim, "pos_encodings": c.pos_encodings}
+    if c.arch == "trm":  # the fields the TRM repo's config adds (all_config.yaml dumps them all)
+        arch.update(forward_dtype="bfloat16", mlp_t=c.mlp_t, puzzle_emb_len=c.puzzle_emb_len or 0,
+                    no_ACT_continue=c.no_ACT_continue)
     data_path = "data/tiny"
     cfg = {"arch": arch, "data_path": data_path, "global_batch_size": 768, "lr": 1e-4, "epochs": 20000}
     (directory / "all_config.yaml").write_text(yaml.safe_dump(cfg))

@@ -10,12 +10,12 @@ import click
 from hrm.cli.common import handle_errors
 
 
-@click.group(help="Inspect HRM checkpoints and convert official step_N checkpoints to hrm-deploy's format.")
+@click.group(help="Inspect HRM / TRM checkpoints and convert official step_N checkpoints to hrm-deploy's format.")
 def main() -> None:
     pass
 
 
-@main.command("info", help="Print a checkpoint's format, config, task and parameter count.")
+@main.command("info", help="Print a checkpoint's format, family (HRM/TRM), config, task and parameter count.")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--seq-len", type=int, default=None, help="Official checkpoints with RoPE: the dataset's seq_len.")
@@ -25,22 +25,26 @@ def info(path: Path, as_json: bool, seq_len: int | None) -> None:
 
     kwargs = {"seq_len": seq_len} if seq_len else {}
     ck = load_checkpoint(path, **kwargs)
-    summary = {"path": str(ck.source), "format": ck.format, "sha256": ck.sha256,
-               "parameters": ck.num_parameters, "config": ck.config.to_dict(), "task": ck.task}
+    c = ck.config
+    summary = {"path": str(ck.source), "format": ck.format, "family": c.arch, "sha256": ck.sha256,
+               "parameters": ck.num_parameters, "halt_rule": c.halt_rule, "config": c.to_dict(), "task": ck.task}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    c = ck.config
-    click.echo(f"{ck.source}  [{ck.format}]  sha256 {ck.sha256[:16]}")
+    if c.arch == "trm":
+        stack = f"one net of {c.L_layers} layers ({'mlp_t' if c.mlp_t else 'attention'})"
+    else:
+        stack = f"H/L layers {c.H_layers}/{c.L_layers}"
+    click.echo(f"{ck.source}  [{ck.format}]  {c.arch.upper()}  sha256 {ck.sha256[:16]}")
     click.echo(f"  {ck.num_parameters:,} parameters; hidden {c.hidden_size}, heads {c.num_heads}, "
-               f"H/L layers {c.H_layers}/{c.L_layers}, N x T = {c.H_cycles} x {c.L_cycles}, "
-               f"halt_max_steps {c.halt_max_steps}")
+               f"{stack}, N x T = {c.H_cycles} x {c.L_cycles}, halt_max_steps {c.halt_max_steps}, "
+               f"ACT halts when {c.halt_rule}")
     click.echo(f"  seq_len {c.seq_len} (+{c.puzzle_len} puzzle), vocab {c.vocab_size}, "
                f"{c.num_puzzle_identifiers} puzzle ids, {c.pos_encodings}, forward {c.forward_dtype}")
     click.echo(f"  task: {json.dumps(ck.task) if ck.task else 'none recorded'}")
 
 
-@main.command("convert", help="Write our .safetensors format from an official step_N checkpoint.")
+@main.command("convert", help="Write our .safetensors format from an official step_N checkpoint (HRM or TRM).")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
 @click.option("--task", "task_name", default=None, help="Task to record, e.g. sudoku, maze, arc.")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hrm.model.hrm import HRM
+from hrm.model.base import RecursiveModel
 
 
 
@@ -44,7 +44,7 @@ class SolveOutput:
 
 @torch.no_grad()
 def solve(
-    model: HRM,
+    model: RecursiveModel,
     tokens: torch.Tensor,
     puzzle_ids: torch.Tensor | None = None,
     halting: str = "fixed",
