@@ -121,6 +121,11 @@ class HRMConfig:
         return self.H_layers if level == "H_level" else self.L_layers
 
     @property
+    def h_step_level(self) -> str:
+        """The stack z_H's update runs: HRM's ``H_level``; TRM's one network ``L_level``."""
+        return "H_level" if self.arch == "hrm" else "L_level"
+
+    @property
     def halt_rule(self) -> str:
         """How ACT halts (:data:`hrm.halting.HALT_RULES`): HRM compares its two Q logits; TRM with
         ``no_ACT_continue`` (its official default) trains no q_continue and halts on ``q_halt > 0``."""

@@ -5,7 +5,9 @@ precision variant the graphs (file, sha256, I/O names/shapes/dtypes) and optiona
 Graph kinds are open-ended keys (``embed``, ``l_step``, ``h_step``, ``heads`` today; a fused
 ``segment`` later): readers ignore kinds they do not know. Each variant records its graph flavour
 (``ops``: ``standard`` | ``ort-contrib``); manifests written before the field existed are ``standard``,
-so the format version stays 1. Torch-free and numpy-free on purpose.
+so the format version stays 1. A graph kind may be an *alias* of another (TRM's ``h_step`` runs its
+``l_step`` graph, :data:`GRAPH_ALIASES`): readers older than aliases refuse such a manifest (the entry
+has no ``file``), which is right, they could not run it. Torch-free and numpy-free on purpose.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ STANDARD, ORT_CONTRIB = "standard", "ort-contrib"
 GRAPH_OPS = (STANDARD, ORT_CONTRIB)
 DEFAULT_OPS = STANDARD
 
+#: Marks an alias input fed with zeros (see :class:`GraphAlias`).
+ZEROS = "zeros"
+
 # Tensor names shared by the exporter and every backend.
 IO_NAMES = {
     "embed": (("tokens", "puzzle_ids"), ("x",)),
@@ -49,18 +54,54 @@ IO_NAMES = {
 }
 
 
+@dataclass(frozen=True)
+class GraphAlias:
+    """A graph kind served by another kind's graph with its inputs rebound (no file of its own).
+
+    TRM updates both states with one network: h_step(z_H, z_L) = net(z_H + z_L), and its l_step graph
+    computes net(z_L' + (z_H' + x')). Run on z_L' = z_H, z_H' = z_L, x' = 0 it gives net(z_H + (z_L + 0))
+    = net(z_H + z_L) bit for bit (adding +0 is exact; addition commutes), so one ONNX file, one ORT
+    session and one TensorRT engine serve both updates and the ``net`` weights exist once.
+    """
+
+    runs: str  # the graph kind whose file serves this kind
+    inputs: tuple[tuple[str, str], ...]  # (target input, this kind's input or ZEROS)
+    outputs: tuple[tuple[str, str], ...]  # (target output, this kind's output)
+
+    def feed(self, values: dict[str, Any], zeros: Any) -> list[Any]:
+        """The target graph's inputs in ``IO_NAMES`` order from this kind's named ``values``."""
+        bound = dict(self.inputs)
+        return [zeros if bound[n] == ZEROS else values[bound[n]] for n in IO_NAMES[self.runs][0]]
+
+    def rename(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        """The target graph's named outputs under this kind's names."""
+        return {mine: outputs[theirs] for theirs, mine in self.outputs}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": self.runs, "inputs": dict(self.inputs), "outputs": dict(self.outputs)}
+
+
+#: The aliases a manifest may use (one definition; readers refuse any other binding).
+GRAPH_ALIASES = {
+    "h_step": GraphAlias("l_step", (("z_L", "z_H"), ("z_H", "z_L"), ("x", ZEROS)), (("z_L_new", "z_H_new"),)),
+}
+
+
 @dataclass
 class GraphEntry:
-    """One ONNX graph of a variant."""
+    """One graph kind of a variant: an ONNX file, or (``alias``) another kind's graph rebound."""
 
     kind: str
-    file: str
-    sha256: str
+    file: str | None
+    sha256: str | None
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
     external_data: dict[str, str] | None = None
+    alias: GraphAlias | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        if self.alias is not None:
+            return {"alias": self.alias.to_dict(), "inputs": self.inputs, "outputs": self.outputs}
         return {"file": self.file, "sha256": self.sha256, "external_data": self.external_data,
                 "inputs": self.inputs, "outputs": self.outputs}
 
@@ -96,6 +137,11 @@ class Variant:
     @property
     def state_dtype(self) -> str:
         return STATE_DTYPES[self.precision]
+
+    @property
+    def files(self) -> dict[str, GraphEntry]:
+        """The graph kinds with a file of their own (what gets loaded, validated, built into engines)."""
+        return {k: g for k, g in self.graphs.items() if g.alias is None}
 
     def to_dict(self) -> dict[str, Any]:
         return {"precision": self.precision, "state_dtype": self.state_dtype, "ops": self.ops,
@@ -154,7 +200,7 @@ class Manifest:
         for name, var in self.variants.items():
             if precision is not None and name != precision:
                 continue
-            for g in var.graphs.values():
+            for g in var.files.values():
                 files.append((g.file, g.sha256))
                 if g.external_data:
                     files.append((g.external_data["file"], g.external_data["sha256"]))
@@ -206,12 +252,20 @@ def load_manifest(root: str | Path, verify: bool = True, precision: str | None =
         graphs = {}
         for kind, g in _require(v, "graphs", vwhere).items():
             gwhere = f"{vwhere}.graphs.{kind}"
+            if isinstance(g, dict) and "alias" in g:
+                graphs[kind] = GraphEntry(kind, None, None, _require(g, "inputs", gwhere), _require(g, "outputs", gwhere),
+                                          alias=_alias(kind, g["alias"], gwhere))
+                continue
             graphs[kind] = GraphEntry(kind, _require(g, "file", gwhere), _require(g, "sha256", gwhere),
                                       _require(g, "inputs", gwhere), _require(g, "outputs", gwhere),
                                       g.get("external_data"))
         missing = [k for k in STEP_GRAPHS if k not in graphs]
         if missing:
             raise ManifestError(f"{vwhere}: graphs {missing} are missing (need {list(STEP_GRAPHS)})")
+        for kind, g in graphs.items():
+            if g.alias is not None and (g.alias.runs not in graphs or graphs[g.alias.runs].alias is not None):
+                raise ManifestError(f"{vwhere}.graphs.{kind}: alias runs '{g.alias.runs}', which is not a graph "
+                                    "with a file in this variant")
         engines = {}
         for kind, e in (v.get("engines") or {}).items():
             ewhere = f"{vwhere}.engines.{kind}"
@@ -219,6 +273,9 @@ def load_manifest(root: str | Path, verify: bool = True, precision: str | None =
                                         _require(e, "flavour", ewhere), str(_require(e, "trt_version", ewhere)),
                                         str(e.get("device", "")), str(_require(e, "compute_capability", ewhere)),
                                         dict(e.get("options") or {}))
+        aliased = sorted(set(engines) - set(k for k, g in graphs.items() if g.alias is None))
+        if aliased:
+            raise ManifestError(f"{vwhere}: lists engines for {aliased}, which have no graph file of their own")
         ops = v.get("ops", DEFAULT_OPS)
         if ops not in GRAPH_OPS:
             raise ManifestError(f"{vwhere}: 'ops' is {ops!r}; this hrm-deploy knows {list(GRAPH_OPS)} "
@@ -239,6 +296,16 @@ def load_manifest(root: str | Path, verify: bool = True, precision: str | None =
     if verify:
         manifest.verify_files(precision)
     return manifest
+
+
+def _alias(kind: str, raw: Any, where: str) -> GraphAlias:
+    """The alias a manifest entry declares; only the bindings of :data:`GRAPH_ALIASES` are accepted."""
+    known = GRAPH_ALIASES.get(kind)
+    if known is None or raw != known.to_dict():
+        want = known.to_dict() if known else "none (this kind cannot be an alias)"
+        raise ManifestError(f"{where}: alias {raw!r} is not one this hrm-deploy knows; expected {want} "
+                            "(exported by a newer hrm-deploy? upgrade, or re-export)")
+    return known
 
 
 def _halt_rule(recurrence: dict[str, Any], where: str) -> str:

@@ -68,10 +68,10 @@ def random_tensors(config: HRMConfig, seed: int = 0, q_scale: float = 0.5) -> di
     so ACT halts rows at different segments and puzzle ids matter (same recipe as tests/helpers.py)."""
     import torch
 
-    from hrm.model import HRM
+    from hrm.model import build_model
 
     torch.manual_seed(seed)
-    t = HRM(config).numpy_tensors()
+    t = build_model(config).numpy_tensors()
     rng = np.random.default_rng(seed)
     t["q_head.weight"] = (rng.standard_normal(t["q_head.weight"].shape) * q_scale
                           / np.sqrt(config.hidden_size)).astype(np.float32)

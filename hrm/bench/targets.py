@@ -240,8 +240,8 @@ def unavailable(t: Target, deployment: Any) -> str | None:
             return p
         if (ops := getattr(deployment.variant(t.precision), "ops", STANDARD)) != STANDARD:
             return f"TensorRT engines are built from standard graphs only (this deployment's are {ops})"
-        engines = deployment.variant(t.precision).engines
-        missing = [k for k in ("embed", "l_step", "h_step", "heads") if k not in engines]
+        var = deployment.variant(t.precision)
+        missing = [k for k in var.files if k != "segment" and k not in var.engines]
         if missing:
             return (f"the deployment has no TensorRT engines for {t.precision} ({', '.join(missing)}); "
                     "export with --engine, or pass --build-engines")

@@ -1,4 +1,4 @@
-"""PyTorch reference backend: the checkpoint's ``hrm.model.HRM`` behind the runtime interface.
+"""PyTorch reference backend: the checkpoint's ``hrm.model`` model (HRM or TRM) behind the runtime interface.
 
 It is the yardstick the graph backends are measured against (``hrm-parity``) and a fallback where no
 ONNX Runtime / TensorRT is installed. The weights come from the checkpoint the deployment was
@@ -20,7 +20,7 @@ from hrm.runtime.backends.base import Backend, BackendError, Heads
 
 
 class TorchBackend(Backend):
-    """Runs ``HRM.embed / l_step / h_step / heads`` with torch on the CPU or CUDA."""
+    """Runs the model's ``embed / l_step / h_step / heads`` with torch on the CPU or CUDA."""
 
     name = "torch"
     #: Reset rows by writing into the state tensors themselves (subclasses whose CUDA graph reads those
@@ -40,7 +40,7 @@ class TorchBackend(Backend):
     def activate_impl(self) -> None:
         import torch
 
-        from hrm.model import HRM
+        from hrm.model import RecursiveModel
 
         self._torch = torch
         if self.precision in QUANTIZED:
@@ -50,7 +50,7 @@ class TorchBackend(Backend):
         dtype = STATE_DTYPES[self.precision]
         if self.model is None:
             ckpt = self._load_checkpoint()
-            self.model = HRM.from_checkpoint(ckpt, forward_dtype=dtype)
+            self.model = RecursiveModel.from_checkpoint(ckpt, forward_dtype=dtype)
         else:
             self.model.set_forward_dtype(dtype)
         self.model = self.model.to(self.device).eval()
