@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hrm.halting import halts
+from hrm.halting import DEFAULT_HALT_RULE, halts
 from hrm.model import RecursiveModel
 from hrm.train.losses import q_continue_target
 from hrm.train.stream import PuzzleStream
@@ -94,7 +94,7 @@ class StepOutput:
 
 def halting_decision(steps: torch.Tensor, q_halt: torch.Tensor, q_continue: torch.Tensor, halt_max_steps: int,
                      exploration_prob: float, generator: torch.Generator | None = None,
-                     rule: str = "q_halt > q_continue") -> torch.Tensor:
+                     rule: str = DEFAULT_HALT_RULE) -> torch.Tensor:
     """Official training halting: halt at ``halt_max_steps`` or when the halt ``rule`` fires
     (:func:`hrm.halting.halts`), but with probability ``exploration_prob`` a row first draws a minimum
     step count in [2, halt_max_steps] and cannot halt before it (so the Q head sees the value of

@@ -27,7 +27,8 @@ from hrm.train.config import TrainConfig
 RESUME_FILE = "resume.pt"
 FORMAT = "hrm-deploy-train-state"
 FORMAT_VERSION = 1
-#: TrainConfig fields a resumed run may set differently from the run it continues.
+#: TrainConfig fields a resumed run may set differently from the run it continues (``out`` is always the
+#: folder being resumed: a relative path recorded by the first piece may point elsewhere from another cwd).
 RESUMABLE_CHANGES = ("resume", "pause_at", "progress", "command", "steps", "time_budget", "cpu_budget", "threads",
                      "out")
 
@@ -79,6 +80,8 @@ def resume_config(run: str | Path, **overrides: Any) -> TrainConfig:
     """The config of the run in ``run`` with ``overrides`` (only :data:`RESUMABLE_CHANGES`) and
     ``resume`` set: what ``hrm-train --resume RUN_DIR`` trains with (no pause unless one is given)."""
     bad = sorted(set(overrides) - set(RESUMABLE_CHANGES))
+    if "out" in overrides:
+        raise ConfigError(f"--resume {run}: --out cannot be given; a resumed run continues in its own folder")
     if bad:
         raise ConfigError(f"--resume {run}: {bad} cannot change when resuming (the run keeps its config; "
                           f"changeable: {list(RESUMABLE_CHANGES)})")
@@ -86,4 +89,5 @@ def resume_config(run: str | Path, **overrides: Any) -> TrainConfig:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in saved.items() if k in known})
     overrides.setdefault("pause_at", None)  # the pause that ended the last piece is spent
+    overrides["out"] = str(resume_path(run).parent)
     return dataclasses.replace(cfg, **overrides, resume=str(run)).validate()
