@@ -184,11 +184,12 @@ def train(cfg: TrainConfig, console=None) -> TrainResult:
         log.update_run(resumed=[*log.run.get("resumed", []), {"step": step, "command": cfg.command}])
 
     def save_state() -> None:
+        position = stream.state_dict()
         resume_mod.save_state(resume_mod.resume_path(out), {
             "step": step, "config": cfg.to_dict(), "model": model.state_dict(), "optimizers": opt.state_dict(),
             "ema": ema.state_dict() if ema is not None else None,
             "carry": {k: v.detach().cpu() for k, v in vars(carry).items()},
-            "stream": {**stream.state_dict(), "order": torch.from_numpy(stream.state_dict()["order"])},
+            "stream": {**position, "order": torch.from_numpy(position["order"])},  # (weights_only torch.load)
             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "meter": meter.state_dict(),
             "budget": {"clock": clock, "spent": budget.elapsed(), "last_eval_seconds": budget.last_eval_seconds},
             "best": {"value": ckpt.best_value, "eval": ckpt.best_eval}, "last_eval_step": last_eval_step})
