@@ -27,10 +27,11 @@ from hrm.train.config import TrainConfig
 RESUME_FILE = "resume.pt"
 FORMAT = "hrm-deploy-train-state"
 FORMAT_VERSION = 1
-#: TrainConfig fields a resumed run may set differently from the run it continues (``out`` is always the
-#: folder being resumed: a relative path recorded by the first piece may point elsewhere from another cwd).
-RESUMABLE_CHANGES = ("resume", "pause_at", "progress", "command", "steps", "time_budget", "cpu_budget", "threads",
-                     "out")
+#: TrainConfig fields a resumed run may set differently from the run it continues.
+RESUMABLE_CHANGES = ("resume", "pause_at", "progress", "command", "steps", "time_budget", "cpu_budget", "threads")
+#: Set by the resume itself: ``out`` is the folder being resumed (a relative path recorded by the first
+#: piece may point elsewhere from another working directory).
+_SET_BY_RESUME = ("out",)
 
 
 def resume_path(run: str | Path) -> Path:
@@ -69,7 +70,7 @@ def check_config(saved: dict[str, Any], cfg: TrainConfig, where: str) -> None:
     """Refuse a resume whose config differs from the saved run's in a field that defines the run."""
     now = cfg.to_dict()
     for name, value in saved.items():
-        if name in RESUMABLE_CHANGES or name not in now:
+        if name in RESUMABLE_CHANGES or name in _SET_BY_RESUME or name not in now:
             continue
         if now[name] != value:
             raise ConfigError(f"--resume {where}: field '{name}' is {now[name]!r} but the run being resumed has "
