@@ -130,3 +130,15 @@ def test_hrm_ckpt_info_and_convert_trm(tmp_path):
     ck = load_checkpoint(dst)
     for k, v in tensors.items():
         np.testing.assert_array_equal(ck.tensors[k], v)
+
+
+def test_mlp_t_weights_give_the_sequence_length_without_dataset_json(tmp_path):
+    """mlp_t weights are [.., S+P]: like learned positions, they tell seq_len; RoPE ones do not."""
+    config = tiny_trm_config(mlp_t=True, pos_encodings="none", puzzle_emb_len=16)
+    step = write_official_checkpoint(tmp_path / "a", config, numpy_random_tensors(config), with_dataset_json=False)
+    assert load_checkpoint(step).config.seq_len == 16
+    rope = tiny_trm_config()
+    step = write_official_checkpoint(tmp_path / "b", rope, numpy_random_tensors(rope), with_dataset_json=False)
+    with pytest.raises(CheckpointError, match="seq_len"):
+        load_checkpoint(step)
+    assert load_checkpoint(step, seq_len=16).config.seq_len == 16
