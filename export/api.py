@@ -23,14 +23,15 @@ import hrm
 from hrm.checkpoint import Checkpoint, check_task, load_checkpoint
 from hrm.errors import EXIT_REJECTED, ExportError
 from hrm.export.engine import EngineOptions, build_engine, import_tensorrt
-from hrm.export.graphs import DEFAULT_OPSET, STEP_GRAPHS, build_graph, check_opset, check_ops, graph_io
+from hrm.export.graphs import (DEFAULT_OPSET, STEP_GRAPHS, build_graph, check_opset, check_ops, graph_aliases,
+                               graph_io)
 from hrm.export.precision import Precision, parse_precisions
 from hrm.export.publish import open_target
 from hrm.export.quantize import quantize_graph
 from hrm.export.writer import EXTERNAL_DATA_THRESHOLD, check_graph, save_graph, save_init
 from hrm.identifiers import PuzzleIdentifiers, select_rows, select_tasks, write_deployment_identifiers
 from hrm.io import sha256_file
-from hrm.manifest import DEFAULT_OPS, STANDARD, Manifest, Variant, run_refusal
+from hrm.manifest import DEFAULT_OPS, STANDARD, GraphEntry, Manifest, Variant, run_refusal
 
 
 class ValidationFailed(ExportError):
@@ -77,6 +78,7 @@ class GraphResult:
     engine_file: str | None = None
     engine_bytes: int | None = None
     build_seconds: float | None = None
+    alias_of: str | None = None  # served by this graph kind's file (TRM's h_step: l_step)
 
 
 @dataclass
@@ -313,11 +315,22 @@ def _write_graphs(ckpt: Checkpoint, chosen: Sequence[Precision], kinds: Sequence
     variants: dict[str, Variant] = {}
     tensors = {k: np.asarray(v, dtype=np.float32) for k, v in ckpt.tensors.items()}
     ops_note = "" if ops == STANDARD else f", ops {ops}"
-    with timer("graphs", f"building {len(kinds)} graphs x {len(chosen)} precisions (opset {opset}{ops_note})"):
+    aliases = graph_aliases(ckpt.config)
+    built = [k for k in kinds if k not in aliases]
+    with timer("graphs", f"building {len(built)} graphs x {len(chosen)} precisions (opset {opset}{ops_note})"):
+        if aliases:
+            timer.note(", ".join(f"{k} runs the {a.runs} graph (inputs rebound; one network, its weights once)"
+                                 for k, a in aliases.items()))
         for p in chosen:
             graphs = {}
             for kind in kinds:
                 ins, outs = graph_io(kind, ckpt.config, p)
+                if kind in aliases:
+                    graphs[kind] = GraphEntry(kind, None, None, [s.to_dict() for s in ins], [s.to_dict() for s in outs],
+                                              alias=aliases[kind])
+                    report.graphs.append(GraphResult(p.name, kind, graphs[aliases[kind].runs].file, 0,
+                                                     alias_of=aliases[kind].runs))
+                    continue
                 model = build_graph(kind, ckpt.config, tensors, p, opset, ops=ops)
                 if p.quantized:
                     src = save_graph(model, staging, f".source-{p.name}/{kind}.onnx", kind, ins, outs, threshold)
@@ -342,17 +355,17 @@ def _validate(ckpt: Checkpoint, chosen: Sequence[Precision], variants: Mapping[s
               init_files: Mapping[str, Mapping[str, str]], sources: Mapping[str, Mapping[str, Path]] | None = None
               ) -> None:
     from hrm.export.validate import ValidationInputs, drift_notes, failures, validate_quantized, validate_variant
-    from hrm.model import HRM
+    from hrm.model import RecursiveModel
 
     report.validation = {}
     with timer("validate", f"validating against PyTorch ({provider})"):
-        model = HRM.from_checkpoint(ckpt)
+        model = RecursiveModel.from_checkpoint(ckpt)
         data = ValidationInputs.make(ckpt.config, ckpt.task, batch=batch, seed=seed)
         init = tuple(np.load(staging / init_files[k]["file"]) for k in ("H_init", "L_init"))
         workdir = Path(tempfile.mkdtemp(prefix=".validate-", dir=staging))
         try:
             for p in chosen:
-                files = {k: staging / g.file for k, g in variants[p.name].graphs.items()}
+                files = {k: staging / g.file for k, g in variants[p.name].files.items()}
                 if p.quantized:
                     result = validate_quantized(model, (sources or {})[p.name], files, p, data, init, workdir,  # type: ignore[arg-type]
                                                 provider, chain_segments)
@@ -398,7 +411,7 @@ def _engines(trt: Any, options: EngineOptions, chosen: Sequence[Precision], vari
             if why := run_refusal(p.name, ops, "trt", "cuda"):
                 timer.note(f"{p.name}: no engines: {why}")
                 continue
-            for kind, graph in variants[p.name].graphs.items():
+            for kind, graph in variants[p.name].files.items():
                 if options.graphs is not None and kind not in options.graphs:
                     continue
                 onnx_path = staging / graph.file

@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from hrm.export.onnx_builder import INT64, MS_DOMAIN
-from hrm.export.layers import Ctx, rope_angles, swiglu
+from hrm.export.layers import Ctx, rope_angles, swiglu, transpose_tokens
 
 #: Ops these graphs use in the com.microsoft domain (tests check they are present, and nothing else).
 CONTRIB_OPS = ("SkipSimplifiedLayerNormalization", "RotaryEmbedding", "MultiHeadAttention")
@@ -79,18 +79,28 @@ def attention(ctx: Ctx, h: str, prefix: str) -> str:
         return b.op("MatMul", [out, ctx.linear(prefix + "self_attn.o_proj.weight")], hint="o_proj")
 
 
-def skip_rms_norm(ctx: Ctx, h: str, skip: str, hint: str) -> str:
-    """``rms_norm(h + skip)`` as one ``SkipSimplifiedLayerNormalization`` with a ones gamma."""
+def skip_rms_norm(ctx: Ctx, h: str, skip: str, hint: str, width: int | None = None) -> str:
+    """``rms_norm(h + skip)`` over the last axis (``width``: hidden size unless given) as one
+    ``SkipSimplifiedLayerNormalization`` with a ones gamma."""
     b = ctx.b
-    gamma = b.initializer(f"rms_norm_gamma_{ctx.precision.name}",
-                          lambda: ctx.precision.round(np.ones(ctx.config.hidden_size, np.float32)))
+    width = width or ctx.config.hidden_size
+    name = f"rms_norm_gamma_{ctx.precision.name}" + ("" if width == ctx.config.hidden_size else f"_w{width}")
+    gamma = b.initializer(name,
+                          lambda: ctx.precision.round(np.ones(width, np.float32)))
     return b.op("SkipSimplifiedLayerNormalization", [h, skip, gamma], hint=hint, domain=MS_DOMAIN,
                 epsilon=float(ctx.config.rms_norm_eps))
 
 
 def block(ctx: Ctx, h: str, prefix: str) -> str:
-    """Post-norm block: ``h = rms(h + attn(h)); h = rms(h + mlp(h))`` with fused residual norms."""
+    """Post-norm block: ``h = rms(h + attn(h)); h = rms(h + mlp(h))`` with fused residual norms. TRM's
+    ``mlp_t`` block has no attention: its sequence-axis half gets the fused norm over S+P (on the
+    transposed state), so only ``SkipSimplifiedLayerNormalization`` is a contrib op there."""
     b = ctx.b
     with b.scope(prefix.rstrip(".")):
-        h = skip_rms_norm(ctx, h, attention(ctx, h, prefix), "resid_attn_norm")
+        if ctx.config.mlp_t:
+            t = transpose_tokens(ctx, h)
+            t = skip_rms_norm(ctx, t, swiglu(ctx, t, prefix, "mlp_t"), "resid_mlp_t_norm", ctx.config.total_seq_len)
+            h = transpose_tokens(ctx, t)
+        else:
+            h = skip_rms_norm(ctx, h, attention(ctx, h, prefix), "resid_attn_norm")
         return skip_rms_norm(ctx, h, swiglu(ctx, h, prefix), "resid_mlp_norm")

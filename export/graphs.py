@@ -21,7 +21,7 @@ from hrm.errors import ExportError
 from hrm.export import layers
 from hrm.export.onnx_builder import FLOAT, INT32, GraphBuilder
 from hrm.export.precision import Precision
-from hrm.manifest import DEFAULT_OPS, GRAPH_OPS, IO_NAMES, ORT_CONTRIB, STEP_GRAPHS, run_segment
+from hrm.manifest import DEFAULT_OPS, GRAPH_ALIASES, GRAPH_OPS, IO_NAMES, ORT_CONTRIB, STEP_GRAPHS, GraphAlias, run_segment
 
 GRAPH_KINDS = (*STEP_GRAPHS, "segment")
 DEFAULT_OPSET = 17
@@ -61,6 +61,13 @@ def graph_io(kind: str, config: HRMConfig, precision: Precision) -> tuple[list[G
     }
     ins, outs = IO_NAMES[kind]
     return ([GraphTensor(n, *specs[n]) for n in ins], [GraphTensor(n, *specs[n]) for n in outs])
+
+
+def graph_aliases(config: HRMConfig) -> dict[str, GraphAlias]:
+    """Graph kinds a deployment of this model serves with another kind's graph: TRM's ``h_step`` runs
+    its ``l_step`` graph (:data:`hrm.manifest.GRAPH_ALIASES`), so the one network's weights are stored,
+    loaded and built into an engine once. HRM's two stacks have different weights: no aliases."""
+    return {"h_step": GRAPH_ALIASES["h_step"]} if config.arch == "trm" else {}
 
 
 def check_opset(opset: int) -> int:
@@ -103,10 +110,10 @@ def build_graph(kind: str, config: HRMConfig, tensors: Mapping[str, np.ndarray],
     for value, spec in zip(results, outs):
         b.output(value, spec.name, spec.shape)
     if ops == ORT_CONTRIB:
-        doc = (f"HRM {kind} graph ({precision.name}, ops {ops}); state dtype {precision.state_dtype}; "
+        doc = (f"{config.arch.upper()} {kind} graph ({precision.name}, ops {ops}); state dtype {precision.state_dtype}; "
                "ONNX Runtime com.microsoft ops (ONNX Runtime only, no TensorRT engines). "
                f"Built by hrm-deploy {hrm.__version__}.")
     else:
-        doc = (f"HRM {kind} graph ({precision.name}); state dtype {precision.state_dtype}; "
+        doc = (f"{config.arch.upper()} {kind} graph ({precision.name}); state dtype {precision.state_dtype}; "
                f"RMSNorm statistics and RoPE in fp32. Built by hrm-deploy {hrm.__version__}.")
     return b.model(producer=hrm.__version__, doc=doc)

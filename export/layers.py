@@ -1,4 +1,4 @@
-"""HRM layers as ONNX subgraphs: small functions over a :class:`GraphBuilder`, one per official module.
+"""HRM / TRM layers as ONNX subgraphs: small functions over a :class:`GraphBuilder`, one per official module.
 
 Each function mirrors its PyTorch twin in ``hrm.model.layers`` (same op order, same casts), using only
 opset-17 primitives whose patterns TensorRT 10.3+ fuses:
@@ -10,6 +10,8 @@ opset-17 primitives whose patterns TensorRT 10.3+ fuses:
   MatMul(v)`` (TensorRT's MHA fusion wants the scale on Q before the first batched matmul), all in the
   state dtype (fused kernels accumulate in fp32 internally).
 * SwiGLU: one fused gate_up MatMul, ``Split``, ``gate * Sigmoid(gate) * up``, down MatMul.
+* TRM ``mlp_t``: ``Transpose`` to [B, D, S+P], the same SwiGLU and RMSNorm over the sequence axis,
+  ``Transpose`` back, in place of attention.
 
 Weights are looked up by their official checkpoint names and added once per graph, so calling
 :func:`block` twice with the same prefix shares the weights (the fused segment graph does this).
@@ -121,36 +123,46 @@ def attention(ctx: Ctx, h: str, prefix: str) -> str:
         return b.op("MatMul", [out, ctx.linear(prefix + "self_attn.o_proj.weight")], hint="o_proj")
 
 
-def swiglu(ctx: Ctx, h: str, prefix: str) -> str:
-    """``down(silu(gate) * up)`` with one gate_up projection (gate rows first)."""
+def swiglu(ctx: Ctx, h: str, prefix: str, module: str = "mlp") -> str:
+    """``down(silu(gate) * up)`` with one gate_up projection (gate rows first) over the last axis:
+    ``module`` "mlp" (width D) or TRM's "mlp_t" (width S+P, on the transposed state)."""
     b = ctx.b
-    inter = ctx.config.intermediate_size
-    with b.scope("mlp"):
-        gate_up = b.op("MatMul", [h, ctx.linear(prefix + "mlp.gate_up_proj.weight")], hint="gate_up")
+    inter = ctx.config.intermediate_size if module == "mlp" else ctx.config.mlp_t_intermediate_size
+    with b.scope(module):
+        gate_up = b.op("MatMul", [h, ctx.linear(f"{prefix}{module}.gate_up_proj.weight")], hint="gate_up")
         gate, up = b.split(gate_up, -1, [inter, inter])
         silu = b.op("Mul", [gate, b.op("Sigmoid", [gate])], hint="silu")
-        return b.op("MatMul", [b.op("Mul", [silu, up], hint="gated"), ctx.linear(prefix + "mlp.down_proj.weight")],
+        return b.op("MatMul", [b.op("Mul", [silu, up], hint="gated"), ctx.linear(f"{prefix}{module}.down_proj.weight")],
                     hint="down")
 
 
+def transpose_tokens(ctx: Ctx, h: str) -> str:
+    """[B, S+P, D] <-> [B, D, S+P] (TRM's mlp_t mixes along the sequence axis)."""
+    return ctx.b.op("Transpose", [h], hint="transpose", perm=[0, 2, 1])
+
+
 def block(ctx: Ctx, h: str, prefix: str) -> str:
-    """Post-norm block: ``h = rms(h + attn(h)); h = rms(h + mlp(h))``."""
+    """Post-norm block: ``h = rms(h + attn(h)); h = rms(h + mlp(h))``; with ``mlp_t`` the first half is
+    ``h = T(rms(T(h) + mlp_t(T(h))))`` (T: swap the sequence and hidden axes)."""
     if ctx.ops == ORT_CONTRIB:
         from hrm.export import contrib
 
         return contrib.block(ctx, h, prefix)
     b = ctx.b
     with b.scope(prefix.rstrip(".")):
-        h = rms_norm(ctx, b.op("Add", [h, attention(ctx, h, prefix)], hint="resid_attn"))
+        if ctx.config.mlp_t:
+            t = transpose_tokens(ctx, h)
+            h = transpose_tokens(ctx, rms_norm(ctx, b.op("Add", [t, swiglu(ctx, t, prefix, "mlp_t")], hint="resid_mlp_t")))
+        else:
+            h = rms_norm(ctx, b.op("Add", [h, attention(ctx, h, prefix)], hint="resid_attn"))
         return rms_norm(ctx, b.op("Add", [h, swiglu(ctx, h, prefix)], hint="resid_mlp"))
 
 
 def stack(ctx: Ctx, level: str, h: str, injection: str) -> str:
     """One reasoning module (``H_level``/``L_level``): add the injection, then the blocks; no final norm."""
     b = ctx.b
-    layers = ctx.config.H_layers if level == "H_level" else ctx.config.L_layers
     h = b.op("Add", [h, injection], hint=f"{level}_in")
-    for i in range(layers):
+    for i in range(ctx.config.layers_of(level)):
         h = block(ctx, h, f"{level}.layers.{i}.")
     return h
 
@@ -161,8 +173,8 @@ def l_step(ctx: Ctx, z_L: str, z_H: str, x: str) -> str:
 
 
 def h_step(ctx: Ctx, z_H: str, z_L: str) -> str:
-    """z_H = H(z_H + z_L)."""
-    return stack(ctx, "H_level", z_H, z_L)
+    """z_H = H(z_H + z_L); TRM's one network is ``L_level`` (:attr:`HRMConfig.h_step_level`)."""
+    return stack(ctx, ctx.config.h_step_level, z_H, z_L)
 
 
 def embed(ctx: Ctx, tokens: str, puzzle_ids: str) -> str:
@@ -179,12 +191,14 @@ def embed(ctx: Ctx, tokens: str, puzzle_ids: str) -> str:
                               lambda: ctx.precision.round(ctx.fp32("embed_tokens.embedding_weight") * np.float32(scale)))
         x = b.op("Gather", [table, tokens], hint="tok", axis=0)
         if c.puzzle_len > 0:
-            def puzzle_table() -> np.ndarray:
-                w = ctx.fp32("puzzle_emb.weights")
-                pad = c.puzzle_len * c.hidden_size - w.shape[1]
-                w = np.pad(w, ((0, 0), (0, pad))) if pad > 0 else w
-                return ctx.precision.round(w * np.float32(scale))
-            p = b.op("Gather", [b.initializer("puzzle_emb.weights", puzzle_table), puzzle_ids], hint="puzzle", axis=0)
+            table = b.initializer("puzzle_emb.weights", lambda: ctx.precision.round(
+                ctx.fp32("puzzle_emb.weights") * np.float32(scale)))
+            p = b.op("Gather", [table, puzzle_ids], hint="puzzle", axis=0)
+            # The table stays [ids, puzzle_emb_ndim]; only the gathered rows are zero-padded to the prefix
+            # (TRM: 16 positions x hidden, 16x the table if padded at rest; ARC has ~1M rows).
+            pad = c.puzzle_len * c.hidden_size - c.puzzle_emb_ndim
+            if pad > 0:
+                p = b.op("Pad", [p, b.const([0, 0, 0, pad], INT64)], hint="puzzle_pad", mode="constant")
             x = b.op("Concat", [b.reshape(p, [0, c.puzzle_len, c.hidden_size]), x], hint="x", axis=1)
         if c.pos_encodings == "learned":
             pos = b.initializer("embed_pos.embedding_weight",

@@ -9,7 +9,10 @@ own loop, not against a copy of it).
 
 Programs: a graph kind (``embed``, ``l_step``, ``h_step``, ``heads``, ``segment``) or ``chain`` (inputs
 ``tokens``, ``puzzle_ids``; outputs ``z_H@k``, ``z_L@k``, ``logits@k``, ``q_halt@k``, ``q_continue@k`` for
-segments k = 1..K from the initial state). bf16 tensors travel as fp32 holding bf16 values.
+segments k = 1..K from the initial state). bf16 tensors travel as fp32 holding bf16 values. A kind the
+deployment serves with another kind's graph (TRM's ``h_step``, :class:`hrm.manifest.GraphAlias`) runs
+that graph with its inputs rebound, exactly as the runtime does: :class:`AliasOnnxRunner`, and the
+composed runners route it the same way.
 """
 
 from __future__ import annotations
@@ -27,9 +30,21 @@ from hrm.config import HRMConfig
 from hrm.export.graphs import GRAPH_KINDS, GraphTensor, graph_io
 from hrm.export.onnx_builder import FLOAT, INT32
 from hrm.export.precision import Precision
-from hrm.manifest import IO_NAMES, run_segment
+from hrm.manifest import IO_NAMES, GraphAlias, run_segment
 
 CHAIN = "chain"
+
+
+def run_graph(sessions: Mapping[str, Any], aliases: Mapping[str, GraphAlias], kind: str,
+              feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run graph ``kind`` on ONNX Runtime ``sessions`` by name; an aliased kind runs its target's session
+    on the rebound inputs (zeros where the alias says) and returns its own output names."""
+    alias = aliases.get(kind)
+    if alias is None:
+        return dict(zip(IO_NAMES[kind][1], sessions[kind].run(None, feed)))
+    zeros = np.zeros_like(next(iter(feed.values())))
+    inputs = dict(zip(IO_NAMES[alias.runs][0], alias.feed(feed, zeros)))
+    return alias.rename(dict(zip(IO_NAMES[alias.runs][1], sessions[alias.runs].run(None, inputs))))
 
 
 def program_io(program: str, config: HRMConfig, precision: Precision, segments: int = 1
@@ -127,21 +142,34 @@ class TorchRunner(_ProgramRunner):
         return v.numpy()
 
 
+class AliasOnnxRunner(_ProgramRunner):
+    """One aliased graph kind (TRM's ``h_step``) run through its target's ONNX Runtime session."""
+
+    def __init__(self, session: Any, kind: str, alias: GraphAlias, config: HRMConfig, precision: Precision,
+                 name: str | None = None) -> None:
+        super().__init__(kind, config, precision, 1, name or f"onnxrt-{precision.name}-{kind}-via-{alias.runs}")
+        self.session, self.alias = session, alias
+
+    def run_program(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return run_graph({self.alias.runs: self.session}, {self.program: self.alias}, self.program, feed)
+
+
 class ComposedOnnxRunner(_ProgramRunner):
     """Segments (and chains of them) composed from the step graphs' ONNX Runtime sessions.
 
     ``sessions`` maps graph kinds to ``InferenceSession`` s or callables returning one (created lazily on
-    activate); ``init`` holds the exported fp32 ``(H_init, L_init)`` vectors, cast to the state dtype like
-    the runtime does.
+    activate); ``aliases`` the kinds served by another kind's session; ``init`` holds the exported fp32
+    ``(H_init, L_init)`` vectors, cast to the state dtype like the runtime does.
     """
 
     def __init__(self, sessions: Mapping[str, Any | Callable[[], Any]], program: str, config: HRMConfig,
                  precision: Precision, init: tuple[np.ndarray, np.ndarray] | None = None, segments: int = 1,
-                 name: str | None = None) -> None:
+                 name: str | None = None, aliases: Mapping[str, GraphAlias] | None = None) -> None:
         if program not in ("segment", CHAIN):
             raise ValueError("ComposedOnnxRunner runs 'segment' or 'chain'; use OnnxrtRunner for one graph")
         super().__init__(program, config, precision, segments, name or f"onnxrt-composed-{precision.name}-{program}")
         self._sessions, self.init = dict(sessions), init
+        self.aliases = dict(aliases or {})
         self.sessions: dict[str, Any] = {}
 
     def activate_impl(self) -> None:
@@ -151,11 +179,12 @@ class ComposedOnnxRunner(_ProgramRunner):
         self.sessions = {}
 
     def _graph(self, kind: str) -> Callable[..., Any]:
-        """Graph ``kind`` as a function of its ``IO_NAMES`` inputs in order (a single output unwrapped)."""
+        """Graph ``kind`` as a function of its ``IO_NAMES`` inputs in order (a single output unwrapped);
+        an aliased kind runs its target's session (:func:`run_graph`)."""
         names = IO_NAMES[kind][0]
 
         def run(*args: np.ndarray) -> Any:
-            out = self.sessions[kind].run(None, dict(zip(names, args)))
+            out = list(run_graph(self.sessions, self.aliases, kind, dict(zip(names, args))).values())
             return out[0] if len(out) == 1 else out
         return run
 

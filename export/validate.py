@@ -26,8 +26,9 @@ from polygraphy.logger import G_LOGGER
 from hrm.config import HRMConfig
 from hrm.export import inputs as inp
 from hrm.export.compare import METRIC, ErrorStat, NormwiseCompare, combine, normwise, summarize
+from hrm.export.graphs import graph_aliases
 from hrm.export.precision import Precision, get_precision
-from hrm.export.runners import CHAIN, ComposedOnnxRunner, TorchRunner
+from hrm.export.runners import CHAIN, AliasOnnxRunner, ComposedOnnxRunner, TorchRunner
 from hrm.export.sessions import make_session, route
 
 
@@ -182,19 +183,24 @@ def _validate(model: Any, graph_files: Mapping[str, Path], precision: Precision,
     start = time.time()
     feeds = _feeds(model, data, precision)
     sessions = {kind: make_session(path, precision, provider, workdir) for kind, path in graph_files.items()}
+    aliases = graph_aliases(model.config)  # TRM: h_step is checked through the l_step graph it runs
     graphs: dict[str, Any] = {}
     for kind in ("embed", "l_step", "h_step", "heads"):
-        stats = _compare([OnnxrtRunner(sessions[kind], name=f"onnxrt-{precision.name}-{kind}"),
-                          TorchRunner(model, kind, precision)], getattr(feeds, kind), precision.step_tolerance)
-        graphs[kind] = _entry(stats, {"inputs": len(getattr(feeds, kind))})
-    composed = ComposedOnnxRunner(sessions, "segment", model.config, precision)
+        alias = aliases.get(kind)
+        runner = (AliasOnnxRunner(sessions[alias.runs], kind, alias, model.config, precision) if alias else
+                  OnnxrtRunner(sessions[kind], name=f"onnxrt-{precision.name}-{kind}"))
+        stats = _compare([runner, TorchRunner(model, kind, precision)], getattr(feeds, kind), precision.step_tolerance)
+        graphs[kind] = _entry(stats, {"inputs": len(getattr(feeds, kind)),
+                                      **({"runs": alias.runs} if alias else {})})
+    composed = ComposedOnnxRunner(sessions, "segment", model.config, precision, aliases=aliases)
     segment = _entry(_compare([composed, TorchRunner(model, "segment", precision)], feeds.segment,
                               precision.segment_tolerance), {"inputs": len(feeds.segment)})
     if "segment" in sessions:  # the optional fused graph
         graphs["segment"] = _entry(_compare([OnnxrtRunner(sessions["segment"], name="onnxrt-fused-segment"),
                                              TorchRunner(model, "segment", precision)], feeds.segment,
                                             precision.segment_tolerance), {"inputs": len(feeds.segment)})
-    chain_runner = ComposedOnnxRunner(sessions, CHAIN, model.config, precision, init=init, segments=chain_segments)
+    chain_runner = ComposedOnnxRunner(sessions, CHAIN, model.config, precision, init=init, segments=chain_segments,
+                                      aliases=aliases)
     chain = _chain(chain_runner, model, precision, feeds.chain)
     chain["gated"] = precision.gates_chain
     passed = (all(g["passed"] for g in graphs.values()) and segment["passed"]
@@ -204,7 +210,7 @@ def _validate(model: Any, graph_files: Mapping[str, Path], precision: Precision,
         "metric": METRIC,
         "tolerances": {"step": precision.step_tolerance, "segment": precision.segment_tolerance,
                        "chain": precision.chain_tolerance, "chain_rule": "max(chain, 2 x reference drift) per output"},
-        "reference": _reference(precision),
+        "reference": _reference(model, precision),
         "runtime": route(precision, provider),
         "batch": data.batch,
         "inputs": {"random": "uniform tokens and puzzle ids, N(0,1) states",
@@ -248,10 +254,11 @@ def _chain(onnx_runner: Any, model: Any, precision: Precision, feeds: list[dict]
                           "reference_drift": drift, "export_drift": export_drift})
 
 
-def _reference(precision: Precision) -> str:
+def _reference(model: Any, precision: Precision) -> str:
     import torch
 
-    return f"hrm.model.HRM on PyTorch {torch.__version__} (CPU), forward dtype {precision.state_dtype}"
+    return (f"hrm.model.{type(model).__name__} on PyTorch {torch.__version__} (CPU), "
+            f"forward dtype {precision.state_dtype}")
 
 
 def failures(report: Mapping[str, Any]) -> list[str]:

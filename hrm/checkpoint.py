@@ -60,9 +60,14 @@ class Checkpoint:
 
 
 def expected_shapes(config: HRMConfig) -> dict[str, tuple[int, ...]]:
-    """The one list of tensors an HRM has, with shapes derived from its config."""
+    """The one list of tensors a model has, with shapes derived from its config.
+
+    HRM: ``H_level`` and ``L_level`` stacks of attention blocks. TRM: one ``L_level`` (the shared
+    ``net``), whose blocks carry ``mlp_t`` (a SwiGLU over the S + P sequence axis) instead of
+    ``self_attn`` when ``mlp_t`` is set."""
     c = config
     D, V, I = c.hidden_size, c.vocab_size, c.intermediate_size
+    L, It = c.total_seq_len, c.mlp_t_intermediate_size
     shapes: dict[str, tuple[int, ...]] = {
         "H_init": (D,), "L_init": (D,),
         "embed_tokens.embedding_weight": (V, D),
@@ -73,11 +78,15 @@ def expected_shapes(config: HRMConfig) -> dict[str, tuple[int, ...]]:
         shapes["puzzle_emb.weights"] = (c.num_puzzle_identifiers, c.puzzle_emb_ndim)
     if c.pos_encodings == "learned":
         shapes["embed_pos.embedding_weight"] = (c.total_seq_len, D)
-    for level, n in (("H_level", c.H_layers), ("L_level", c.L_layers)):
-        for i in range(n):
+    for level in c.stack_levels:
+        for i in range(c.layers_of(level)):
             p = f"{level}.layers.{i}."
-            shapes[p + "self_attn.qkv_proj.weight"] = (3 * D, D)
-            shapes[p + "self_attn.o_proj.weight"] = (D, D)
+            if c.mlp_t:
+                shapes[p + "mlp_t.gate_up_proj.weight"] = (2 * It, L)
+                shapes[p + "mlp_t.down_proj.weight"] = (L, It)
+            else:
+                shapes[p + "self_attn.qkv_proj.weight"] = (3 * D, D)
+                shapes[p + "self_attn.o_proj.weight"] = (D, D)
             shapes[p + "mlp.gate_up_proj.weight"] = (2 * I, D)
             shapes[p + "mlp.down_proj.weight"] = (D, I)
     return shapes
@@ -90,6 +99,13 @@ def param_count(config: HRMConfig) -> int:
 
 def check_tensors(config: HRMConfig, tensors: Mapping[str, Any], source: str | Path) -> None:
     """Raise CheckpointError on a missing, unexpected or mis-shaped tensor (all named at once)."""
+    from hrm.config import family_from_tensor_names
+
+    found_family = family_from_tensor_names(tensors)
+    if found_family is not None and found_family != config.arch:
+        raise CheckpointError(f"{source}: the tensors are a {found_family.upper()} model's "
+                              f"({'H_level and L_level' if found_family == 'hrm' else 'L_level only, no H_level'}) "
+                              f"but the config says arch {config.arch!r}")
     want = expected_shapes(config)
     problems = []
     for name in sorted(set(want) - set(tensors)):

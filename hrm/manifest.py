@@ -5,28 +5,13 @@ precision variant the graphs (file, sha256, I/O names/shapes/dtypes) and optiona
 Graph kinds are open-ended keys (the four step graphs ``embed``, ``l_step``, ``h_step``, ``heads``, and
 the optional fused ``segment``): readers ignore kinds they do not know. How the step graphs compose into
 a segment is :func:`segment_schedule`, the one definition the exporter's fused graph, its validation and
-every backend follow. Which backend and device may run a variant is one table here too
-(:func:`run_refusal`, applied by :meth:`Manifest.resolve`). Each variant records its graph ops (``ops``:
-``standard`` | ``ort-contrib``); manifests written before the field existed are ``standard``, so the
-format version stays 1. Torch-free; numpy only through the task check (hrm.tasks, lazily).
-
-What a reader can trust (checked by :func:`load_manifest`):
-
-* every field has the type the schema says; a wrong one is a one-line :class:`ManifestError` naming
-  the key (``[variants.fp16.graphs.embed.file]``);
-* ``digest`` is the sha256 of the canonical JSON of everything else (:func:`digest_of`), so the
-  config, recurrence counts, task, vocabulary, source and puzzle identifiers cannot be edited apart
-  from the graphs: a changed value is refused (re-export; tools that rewrite a manifest on purpose
-  call :func:`seal`);
-* every file path (graphs, engines, initial states, puzzle identifiers) is relative and resolves
-  inside the deployment directory (no absolute paths, no ``..``, no symlink leading out), and every
-  file's sha256 matches. The ``source`` block is provenance, not a deployment file: the ``torch``
-  backend reads ``source.path`` only after checking its sha256 against ``source.sha256``.
-
-An exporter writes its files into a fresh version folder (``v<N>/``) and replaces ``manifest.json``
-last, in one rename (:mod:`hrm.export.publish`): a reader that read a manifest finds exactly the files
-it names. If verifying fails because a newer export replaced the manifest meanwhile, the load is
-retried on the new one.
+every backend follow. A graph kind may be an *alias* of another (TRM's ``h_step`` runs its ``l_step``
+graph, :data:`GRAPH_ALIASES`): readers older than aliases refuse such a manifest (the entry has no
+``file``), which is right, they could not run it. Which backend and device may run a variant is one
+table here too (:func:`run_refusal`, applied by :meth:`Manifest.resolve`). Each variant records its graph
+ops (``ops``: ``standard`` | ``ort-contrib``); manifests written before the field existed are
+``standard``, so the format version stays 1. Torch-free; numpy only through the task check (hrm.tasks,
+lazily).
 """
 
 from __future__ import annotations
@@ -92,6 +77,8 @@ def run_refusal(precision: str, ops: str, backend: str, device: str) -> str | No
                 "use --backend ort, or export --ops standard for TensorRT")
     return None
 
+#: Marks an alias input fed with zeros (see :class:`GraphAlias`).
+ZEROS = "zeros"
 
 # Tensor names shared by the exporter and every backend.
 IO_NAMES = {
@@ -125,20 +112,54 @@ def run_segment(config: HRMConfig, l_step: Callable, h_step: Callable, heads: Ca
         else:
             out = heads(z_H)
     return (z_H, z_L, *out)
+@dataclass(frozen=True)
+class GraphAlias:
+    """A graph kind served by another kind's graph with its inputs rebound (no file of its own).
+
+    TRM updates both states with one network: h_step(z_H, z_L) = net(z_H + z_L), and its l_step graph
+    computes net(z_L' + (z_H' + x')). Run on z_L' = z_H, z_H' = z_L, x' = 0 it gives net(z_H + (z_L + 0))
+    = net(z_H + z_L) bit for bit (adding +0 is exact; addition commutes), so one ONNX file, one ORT
+    session and one TensorRT engine serve both updates and the ``net`` weights exist once.
+    """
+
+    runs: str  # the graph kind whose file serves this kind
+    inputs: tuple[tuple[str, str], ...]  # (target input, this kind's input or ZEROS)
+    outputs: tuple[tuple[str, str], ...]  # (target output, this kind's output)
+
+    def feed(self, values: dict[str, Any], zeros: Any) -> list[Any]:
+        """The target graph's inputs in ``IO_NAMES`` order from this kind's named ``values``."""
+        bound = dict(self.inputs)
+        return [zeros if bound[n] == ZEROS else values[bound[n]] for n in IO_NAMES[self.runs][0]]
+
+    def rename(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        """The target graph's named outputs under this kind's names."""
+        return {mine: outputs[theirs] for theirs, mine in self.outputs}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": self.runs, "inputs": dict(self.inputs), "outputs": dict(self.outputs)}
+
+
+#: The aliases a manifest may use (one definition; readers refuse any other binding).
+GRAPH_ALIASES = {
+    "h_step": GraphAlias("l_step", (("z_L", "z_H"), ("z_H", "z_L"), ("x", ZEROS)), (("z_L_new", "z_H_new"),)),
+}
 
 
 @dataclass
 class GraphEntry:
-    """One ONNX graph of a variant."""
+    """One graph kind of a variant: an ONNX file, or (``alias``) another kind's graph rebound."""
 
     kind: str
-    file: str
-    sha256: str
+    file: str | None
+    sha256: str | None
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
     external_data: dict[str, str] | None = None
+    alias: GraphAlias | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        if self.alias is not None:
+            return {"alias": self.alias.to_dict(), "inputs": self.inputs, "outputs": self.outputs}
         return {"file": self.file, "sha256": self.sha256, "external_data": self.external_data,
                 "inputs": self.inputs, "outputs": self.outputs}
 
@@ -174,6 +195,11 @@ class Variant:
     @property
     def state_dtype(self) -> str:
         return STATE_DTYPES[self.precision]
+
+    @property
+    def files(self) -> dict[str, GraphEntry]:
+        """The graph kinds with a file of their own (what gets loaded, validated, built into engines)."""
+        return {k: g for k, g in self.graphs.items() if g.alias is None}
 
     def to_dict(self) -> dict[str, Any]:
         return {"precision": self.precision, "state_dtype": self.state_dtype, "ops": self.ops,
@@ -240,7 +266,7 @@ class Manifest:
         for name, var in self.variants.items():
             if precision is not None and name != precision:
                 continue
-            for g in var.graphs.values():
+            for g in var.files.values():
                 files.append((g.file, g.sha256))
                 if g.external_data:
                     files.append((g.external_data["file"], g.external_data["sha256"]))
@@ -462,6 +488,10 @@ def parse_manifest(data: bytes, path: Path) -> Manifest:
         for kind, g in r.get(v, "graphs", vpath, dict).items():
             gpath = f"{vpath}.graphs.{kind}"
             r.check(g, gpath, dict)
+            if "alias" in g:
+                graphs[kind] = GraphEntry(kind, None, None, r.tensors(g, "inputs", gpath),
+                                          r.tensors(g, "outputs", gpath), alias=_alias(r, kind, g["alias"], gpath))
+                continue
             rel, sha = r.file(g, gpath, root)
             ext = r.get(g, "external_data", gpath, (dict, type(None)), required=False)
             if ext is not None:
@@ -471,10 +501,16 @@ def parse_manifest(data: bytes, path: Path) -> Manifest:
         missing = [k for k in STEP_GRAPHS if k not in graphs]
         if missing:
             raise r.error(f"{vpath}.graphs", f"graphs {missing} are missing (need {list(STEP_GRAPHS)})")
+        for kind, g in graphs.items():
+            if g.alias is not None and (g.alias.runs not in graphs or graphs[g.alias.runs].alias is not None):
+                raise r.error(f"{vpath}.graphs.{kind}.alias", f"runs '{g.alias.runs}', which is not a graph "
+                                                              "with a file in this variant")
         engines = {}
         for kind, e in (r.get(v, "engines", vpath, (dict, type(None)), required=False) or {}).items():
             epath = f"{vpath}.engines.{kind}"
             r.check(e, epath, dict)
+            if kind not in graphs or graphs[kind].alias is not None:
+                raise r.error(epath, f"an engine for '{kind}', which has no graph file of its own in this variant")
             rel, sha = r.file(e, epath, root)
             engines[kind] = EngineEntry(kind, rel, sha, r.get(e, "flavour", epath, str),
                                         str(r.get(e, "trt_version", epath, (str, int, float))),
@@ -523,3 +559,13 @@ def _source(r: _Reader, raw: dict[str, Any]) -> dict[str, Any]:
     if source.get("sha256") is not None:
         r.sha(source, "sha256", "source")
     return source
+
+
+def _alias(r: _Reader, kind: str, raw: Any, where: str) -> GraphAlias:
+    """The alias a manifest entry declares; only the bindings of :data:`GRAPH_ALIASES` are accepted."""
+    known = GRAPH_ALIASES.get(kind)
+    if known is None or raw != known.to_dict():
+        want = known.to_dict() if known else "none (this kind cannot be an alias)"
+        raise r.error(f"{where}.alias", f"{raw!r} is not an alias this hrm-deploy knows; expected {want} "
+                                        "(exported by a newer hrm-deploy? upgrade, or re-export)")
+    return known

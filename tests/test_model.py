@@ -142,7 +142,7 @@ def test_one_step_grad_segment_same_values_and_grads_only_from_last_steps(model,
         x = model.embed(tokens, ids)
         z_H, z_L = model.initial_state(tokens.shape[0])
         plain = model.segment(z_H, z_L, x)
-    trained = model.segment(z_H, z_L, x, one_step_grad=True)
+    trained = model.segment(z_H, z_L, x, truncated_grad=True)
     for a, b in zip(plain, trained):
         torch.testing.assert_close(a, b.detach())
     assert trained[0].requires_grad and trained[2].requires_grad

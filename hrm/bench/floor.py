@@ -10,7 +10,9 @@ out, so the count is a lower bound), with S = total_seq_len (grid + puzzle posit
 I = SwiGLU width, V = vocab, B = batch:
 
 * per block: projections ``2*B*S*(3D^2 + D^2 + 2ID + ID)`` (qkv, o, gate_up, down) and attention
-  ``4*B*S^2*D`` (QK^T and PV); a segment runs ``N*T*L_layers + N*H_layers`` blocks;
+  ``4*B*S^2*D`` (QK^T and PV); a TRM ``mlp_t`` block has ``2*B*D*3*S*I_t`` (the sequence-axis SwiGLU)
+  instead of qkv, o and attention; a segment runs ``N*T*L_layers + N*H_layers`` blocks (TRM:
+  ``N*(T+1)*L_layers``, its one network serves both updates);
 * heads: ``2*B*seq_len*D*V`` (lm_head over the grid positions only, as the exported graph slices
   before the projection) + ``2*B*D*2`` (q head on position 0).
 
@@ -49,21 +51,34 @@ def segment_cost(config: HRMConfig, batch: int, precision: str = "fp32") -> Segm
     """Count FLOPs and bytes of one segment (the steps of :func:`hrm.manifest.segment_schedule`)."""
     c = config
     S, D, I, V = c.total_seq_len, c.hidden_size, c.intermediate_size, c.vocab_size
-    block_params = 3 * D * D + D * D + 2 * I * D + I * D
-    block_flops = 2 * batch * S * block_params + 4 * batch * S * S * D
+    block_params = _block_params(c)
+    if c.mlp_t:
+        mixer = 3 * S * c.mlp_t_intermediate_size
+        block_flops = 2 * batch * D * mixer + 2 * batch * S * (block_params - mixer)
+    else:
+        block_flops = 2 * batch * S * block_params + 4 * batch * S * S * D
     steps = segment_schedule(c)
-    blocks = steps.count("l_step") * c.L_layers + steps.count("h_step") * c.H_layers
+    blocks = steps.count("l_step") * c.L_layers + steps.count("h_step") * c.layers_of(c.h_step_level)
     head_flops = 2 * batch * c.seq_len * D * V + 2 * batch * D * 2
     b = BYTES[precision]
     head_params = V * D + 2 * D
     weight_bytes = b * (blocks * block_params + head_params)
-    unique_bytes = b * ((c.H_layers + c.L_layers) * block_params + head_params)
+    unique_bytes = b * (_stack_layers(c) * block_params + head_params)
     # Each stack call reads and writes [B, S, D] states once per block (activations, a lower bound).
     state_bytes = b * blocks * 2 * batch * S * D
     return SegmentCost(batch, float(blocks * block_flops + head_flops), float(weight_bytes), float(state_bytes),
                        float(unique_bytes))
 
 
+def _block_params(c: HRMConfig) -> int:
+    """One block's weights: token mixing (attention 4D^2, or TRM's mlp_t 3*(S+P)*I_t) + the SwiGLU 3ID."""
+    mixer = 3 * c.total_seq_len * c.mlp_t_intermediate_size if c.mlp_t else 4 * c.hidden_size ** 2
+    return mixer + 3 * c.intermediate_size * c.hidden_size
+
+
+def _stack_layers(c: HRMConfig) -> int:
+    """Blocks with weights of their own (HRM: H + L stacks; TRM: its one network)."""
+    return sum(c.layers_of(level) for level in c.stack_levels)
 @dataclass
 class DevicePeaks:
     """Measured in this run, not taken from a datasheet: what this device actually delivers."""

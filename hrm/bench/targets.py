@@ -276,7 +276,7 @@ def unavailable(t: Target, deployment: Any) -> str | None:
     if t.backend == "trt":
         if p := trt_problem():
             return p
-        missing = [k for k in STEP_GRAPHS if k not in variant.engines]
+        missing = [k for k in STEP_GRAPHS if k in variant.files and k not in variant.engines]
         if missing:
             return (f"the deployment has no TensorRT engines for {t.precision} ({', '.join(missing)}); "
                     "export with --engine, or pass --build-engines")

@@ -95,15 +95,16 @@ class TorchFastBackend(TorchBackend):
         torch, m = self._torch, self.model
         try:
             L = torch.compile(m.L_level, mode=self.compile_mode, dynamic=None)
-            H = torch.compile(m.H_level, mode=self.compile_mode, dynamic=None)
+            H = L if m.config.h_step_level == "L_level" else torch.compile(m.H_level, mode=self.compile_mode,
+                                                                             dynamic=None)
         except Exception as exc:  # no inductor backend / compiler here
             raise BackendError(f"torch.compile is not usable here: {exc}") from None
         cos_sin = m._cos_sin
 
-        def l_step(z_L, z_H, x):  # == HRM.l_step
+        def l_step(z_L, z_H, x):  # == model.l_step
             return L(z_L, z_H + x, cos_sin)
 
-        def h_step(z_H, z_L):  # == HRM.h_step
+        def h_step(z_H, z_L):  # == model.h_step (TRM: the same network as l_step)
             return H(z_H, z_L, cos_sin)
 
         return l_step, h_step, m.heads

@@ -69,7 +69,7 @@ def main(checkpoint: str, out: Path, precision: str, opset: int, ops: str, segme
          rtx_cc: tuple[str, ...], identifiers: Path | None, tasks: Path | None, force: bool, as_json: bool,
          task_name: str | None, task_param: tuple[str, ...],
          seq_len: int | None, dataset_json: Path | None) -> None:
-    """Export an HRM checkpoint to ONNX (+ TensorRT) and prove it matches the PyTorch model."""
+    """Export an HRM or TRM checkpoint to ONNX (+ TensorRT) and prove it matches the PyTorch model."""
     from rich.console import Console
 
     console = Console(stderr=True, highlight=False)
@@ -166,9 +166,9 @@ def _table(report: Any) -> Any:
     for col in ("graph", "precision", "size", "max abs err", "max rel err", "tolerance", "engine build"):
         table.add_column(col, justify="left" if col in ("graph", "precision") else "right")
     for row in report.graphs:
-        size = row.bytes / 2**20
+        size = f"= {row.alias_of}" if row.alias_of else f"{row.bytes / 2**20:.1f} MiB"  # TRM: h_step runs l_step's graph
         rel = "-" if row.max_rel is None else f"{row.max_rel:.2e}" + ("" if row.passed else " [red]FAIL[/]")
-        table.add_row(row.kind, row.precision, f"{size:.1f} MiB", "-" if row.max_abs is None else f"{row.max_abs:.2e}",
+        table.add_row(row.kind, row.precision, size, "-" if row.max_abs is None else f"{row.max_abs:.2e}",
                       rel, "-" if row.tolerance is None else f"{row.tolerance:.1e}",
                       "-" if row.build_seconds is None else f"{row.build_seconds:.1f} s")
     return table

@@ -6,6 +6,8 @@ Examples::
     hrm-train --preset sudoku9 --time-budget 540         # one H100, ~9 min
     hrm-train --preset sudoku9 --prepare-data            # only generate + cache the data set
     hrm-train --task maze --size 15 --arch hidden_size=128 --arch halt_max_steps=8 --steps 2000
+    hrm-train --preset sudoku4-trm --cpu-budget 1800     # TRM (mlp_t), 30 CPU-minutes
+    hrm-train --resume runs/sudoku4-trm                  # continue exactly where it stopped
 """
 
 from __future__ import annotations
@@ -41,12 +43,14 @@ _FIELDS = {
     "loss": "loss_type", "eval_every": "eval_every", "eval_batch_size": "eval_batch_size",
     "log_every": "log_every", "out": "out", "ckpt_dtype": "ckpt_dtype", "best_metric": "best_metric",
     "time_budget": "time_budget", "seed": "seed", "device": "device", "forward_dtype": "forward_dtype",
-    "threads": "threads", "grad_clip": "grad_clip",
+    "threads": "threads", "grad_clip": "grad_clip", "ema_rate": "ema_rate", "cpu_budget": "cpu_budget",
+    "pause_at": "pause_at",
 }
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--preset", help="Named recipe: sudoku9, maze, sudoku4-tiny, maze-tiny (see --list-presets).")
+@click.option("--preset", help="Named recipe: sudoku9, maze, sudoku4-tiny, maze-tiny, sudoku4-trm, maze7-trm "
+                              "(see --list-presets).")
 @click.option("--list-presets", is_flag=True, help="Print the presets and exit.")
 @click.option("--task", type=click.Choice(["sudoku", "maze"]), help="Puzzle family.")
 @click.option("--size", type=int, help="Sudoku 4 or 9; maze side N.")
@@ -57,7 +61,11 @@ _FIELDS = {
 @click.option("--augment/--no-augment", default=None, help="On-the-fly symmetries of each puzzle.")
 @click.option("--data-cache", type=click.Path(file_okay=False), help="Cache folder for generated data.")
 @click.option("--workers", type=int, help="Processes for data generation (default: CPU cores, max 16).")
-@click.option("--arch", multiple=True, metavar="KEY=VALUE", help="Model field, e.g. hidden_size=128 (repeatable).")
+@click.option("--family", type=click.Choice(["hrm", "trm"]),
+              help="Architecture family: HRM (H and L stacks) or TRM (one network; TRM's official defaults "
+                   "puzzle_emb_len 16, no_ACT_continue).")
+@click.option("--arch", multiple=True, metavar="KEY=VALUE", help="Model field, e.g. hidden_size=128, mlp_t=true "
+                                                                 "(repeatable).")
 @click.option("--steps", type=int, help="Optimizer steps (one per segment).")
 @click.option("--batch-size", type=int, help="Slots in the persistent ACT batch.")
 @click.option("--lr", type=float, help="Peak learning rate.")
@@ -68,6 +76,8 @@ _FIELDS = {
 @click.option("--optimizer", type=click.Choice(["auto", "adamw", "adam_atan2"]))
 @click.option("--loss", type=click.Choice(["stablemax", "softmax"]))
 @click.option("--grad-clip", type=float, help="Clip the gradient norm (upstream: off).")
+@click.option("--ema/--no-ema", default=None, help="Evaluate and save an EMA of the weights (TRM recipe).")
+@click.option("--ema-rate", type=float, help="EMA decay mu [default 0.999].")
 @click.option("--eval-every", type=int, help="Evaluate + checkpoint every N steps.")
 @click.option("--eval-batch-size", type=int)
 @click.option("--log-every", type=int)
@@ -75,6 +85,12 @@ _FIELDS = {
 @click.option("--ckpt-dtype", type=click.Choice(["fp32", "fp16"]))
 @click.option("--best-metric", type=click.Choice(["exact_act", "exact_fixed", "token_act", "token_fixed"]))
 @click.option("--time-budget", type=float, metavar="SECONDS", help="Stop in time for a final eval + checkpoint.")
+@click.option("--cpu-budget", type=float, metavar="SECONDS",
+              help="As --time-budget, in process CPU seconds (fair comparisons on a shared machine).")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
+              help="Continue the run in this folder exactly (its resume.pt); only run-control options and "
+                   "--steps / budgets may be given.")
+@click.option("--pause-at", type=int, metavar="STEP", help="Save the resumable state after STEP and stop.")
 @click.option("--reveal", type=float, metavar="FRACTION",
               help="Reveal curriculum: give away this fraction of the unknown cells at the start (0 = off).")
 @click.option("--reveal-until", type=float, metavar="PROGRESS",
@@ -90,8 +106,10 @@ _FIELDS = {
 @click.option("--progress/--no-progress", default=None, help="Rich progress bar.")
 @click.option("--prepare-data", is_flag=True, help="Only generate/cache the data set, then exit.")
 @handle_errors
-def main(preset, list_presets, arch, augment, compile_, progress, prepare_data, **options) -> None:
-    """Train an HRM with deep supervision, the 1-step gradient and ACT Q-learning (official recipe)."""
+def main(preset, list_presets, family, arch, augment, ema, compile_, progress, prepare_data, resume_dir,
+         **options) -> None:
+    """Train an HRM or a TRM with the official recipe: deep supervision, the truncated gradient (HRM: 1 step,
+    TRM: last cycle), ACT halting (HRM: Q-learning; TRM: BCE on correctness), stablemax; TRM adds the EMA."""
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -99,17 +117,23 @@ def main(preset, list_presets, arch, augment, compile_, progress, prepare_data, 
         _print_presets(console)
         return
     overrides: dict[str, Any] = {_FIELDS[k]: v for k, v in options.items() if v is not None}
-    if arch:
-        overrides["arch"] = _parse_arch(arch)
-    for field_name, value in (("augment", augment), ("compile", compile_), ("progress", progress)):
+    if arch or family:
+        overrides["arch"] = {**_parse_arch(arch), **({"arch": family} if family else {})}
+    for field_name, value in (("augment", augment), ("ema", ema), ("compile", compile_), ("progress", progress)):
         if value is not None:
             overrides[field_name] = value
     overrides["command"] = _command_line(click.get_current_context())
     try:
         from hrm.train import preset_config, train
         from hrm.train.data import load_data
+        from hrm.train.resume import resume_config
 
-        cfg = preset_config(preset, **overrides)
+        if resume_dir is not None:
+            if preset:
+                raise click.UsageError("--resume continues a run with its own config; do not pass --preset")
+            cfg = resume_config(resume_dir, **overrides)
+        else:
+            cfg = preset_config(preset, **overrides)
         if prepare_data:
             data = load_data(cfg)
             console.print(f"data ready: {len(data.train)} train / {len(data.eval)} eval puzzles; "
@@ -152,7 +176,9 @@ def _print_presets(console) -> None:
     table = Table("preset", "task", "model", "steps x batch", "lr", "budget")
     for name, p in PRESETS.items():
         a = p["arch"]
-        model = (f"D{a['hidden_size']} {a['H_layers']}+{a['L_layers']}L N{a['H_cycles']} T{a['L_cycles']} "
+        layers = (f"net {a['L_layers']}L" + (" mlp_t" if a.get("mlp_t") else "") if a.get("arch") == "trm"
+                  else f"{a['H_layers']}+{a['L_layers']}L")
+        model = (f"{a.get('arch', 'hrm').upper()} D{a['hidden_size']} {layers} N{a['H_cycles']} T{a['L_cycles']} "
                  f"M{a['halt_max_steps']}")
         table.add_row(name, f"{p['task']} {p['size']}", model, f"{p['steps']} x {p['batch_size']}", f"{p['lr']:g}",
                       f"{p.get('time_budget') or '-'}")
@@ -164,6 +190,10 @@ def _print_result(console, result) -> None:
     e = result.final_eval
     console.print(f"[bold]done[/] {result.steps} steps in {result.train_seconds:.0f}s ({result.stopped_by}); "
                   f"{result.num_parameters / 1e6:.2f}M parameters, {result.puzzles_seen} puzzles seen")
+    if result.stopped_by == "pause":
+        console.print(f"paused; continue with: hrm-train --resume {result.out_dir}")
+    if e is None:
+        return
     console.print(f"held-out ({int(e['count'])}): exact {e['exact_fixed']:.1%} fixed, {e['exact_act']:.1%} ACT "
                   f"(mean {e['segments_act']:.2f} segments); token {e['token_fixed']:.1%}")
     console.print(f"checkpoints: {result.last_checkpoint}" + (f", {result.best_checkpoint}" if result.best_checkpoint else ""))

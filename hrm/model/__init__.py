@@ -1,6 +1,8 @@
-"""PyTorch HRM: the reference model that export and parity checks compare against (imports torch)."""
+"""PyTorch HRM and TRM: the reference models that export and parity checks compare against (imports torch)."""
 
 from hrm.model.act import HALTING_MODES, SolveOutput, solve
-from hrm.model.hrm import HRM, TORCH_DTYPES
+from hrm.model.base import TORCH_DTYPES, RecursiveModel, build_model
+from hrm.model.hrm import HRM
+from hrm.model.trm import TRM
 
-__all__ = ["HRM", "HALTING_MODES", "SolveOutput", "TORCH_DTYPES", "solve"]
+__all__ = ["HRM", "HALTING_MODES", "RecursiveModel", "SolveOutput", "TORCH_DTYPES", "TRM", "build_model", "solve"]

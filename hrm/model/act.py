@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from hrm.halting import HALTING_MODES, HaltingPolicy  # noqa: F401 (re-exported)
-from hrm.model.hrm import HRM
+from hrm.model.base import RecursiveModel
 
 
 @dataclass
@@ -43,7 +43,7 @@ class SolveOutput:
 
 @torch.no_grad()
 def solve(
-    model: HRM,
+    model: RecursiveModel,
     tokens: torch.Tensor,
     puzzle_ids: torch.Tensor | None = None,
     halting: str | HaltingPolicy = "fixed",

@@ -1,118 +1,26 @@
-"""The HRM in PyTorch, cut into the pieces that export and the runtime need.
+"""The HRM in PyTorch (inner model of the official ``HierarchicalReasoningModel_ACTV1``).
 
-``state_dict()`` keys are the official ones (``H_level.layers.0.self_attn.qkv_proj.weight``, ...), so
-an official checkpoint with its prefixes stripped loads as is. The forward is the official inference
-forward, exposed step by step:
-
-    x   = embed(tokens, puzzle_ids)                  # once per puzzle
-    for each segment:
-        for N (H_cycles):  T x (z_L = l_step(z_L, z_H, x));  z_H = h_step(z_H, z_L)
-        logits, q_halt, q_continue = heads(z_H)
+Two stacks: ``L_level`` updates z_L from z_L + z_H + x~, ``H_level`` updates z_H from z_H + z_L. The
+shared pieces (embedding, heads, segment loop, loading) are in :mod:`hrm.model.base`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-from typing import Mapping
-
-import numpy as np
 import torch
-from torch import nn
 
-from hrm.config import HRMConfig, normalize_dtype
-from hrm.model.layers import CastedEmbedding, CastedLinear, PuzzleEmbedding, ReasoningModule, rope_tables, trunc_normal_
-
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from hrm.config import HRMConfig
+from hrm.model.base import TORCH_DTYPES, RecursiveModel  # noqa: F401 (TORCH_DTYPES re-exported)
+from hrm.model.layers import ReasoningModule
 
 
-class HRM(nn.Module):
-    """Hierarchical Reasoning Model (inner model of the official ``HierarchicalReasoningModel_ACTV1``)."""
+class HRM(RecursiveModel):
+    """Hierarchical Reasoning Model: separate H and L stacks."""
 
-    def __init__(self, config: HRMConfig) -> None:
-        super().__init__()
-        self.config = config.validate()
-        c = config
-        self.forward_dtype = TORCH_DTYPES[c.forward_dtype]
-        self.embed_scale = math.sqrt(c.hidden_size)
-        init_std = 1.0 / self.embed_scale
+    arch = "hrm"
 
-        self.embed_tokens = CastedEmbedding(c.vocab_size, c.hidden_size, init_std)
-        self.lm_head = CastedLinear(c.hidden_size, c.vocab_size, bias=False)
-        self.q_head = CastedLinear(c.hidden_size, 2, bias=True)
-        if c.puzzle_emb_ndim > 0:
-            self.puzzle_emb = PuzzleEmbedding(c.num_puzzle_identifiers, c.puzzle_emb_ndim)
-        if c.pos_encodings == "learned":
-            self.embed_pos = CastedEmbedding(c.total_seq_len, c.hidden_size, init_std)
-        self.H_level = ReasoningModule(c, c.H_layers)
-        self.L_level = ReasoningModule(c, c.L_layers)
-        # Fixed initial states (buffers, persistent: they are part of the checkpoint). fp32 here holds
-        # the official bf16 values exactly; they are cast to the forward dtype at use.
-        self.register_buffer("H_init", trunc_normal_(torch.empty(c.hidden_size), std=1.0))
-        self.register_buffer("L_init", trunc_normal_(torch.empty(c.hidden_size), std=1.0))
-        if c.pos_encodings == "rope":
-            cos, sin = rope_tables(c.head_dim, c.total_seq_len, c.rope_theta)
-            self.register_buffer("rope_cos", cos, persistent=False)
-            self.register_buffer("rope_sin", sin, persistent=False)
-        with torch.no_grad():  # Q head starts at "never halt" (official: weight 0, bias -5)
-            self.q_head.weight.zero_()
-            self.q_head.bias.fill_(-5.0)
-
-    # ---- construction -------------------------------------------------------------------
-    @classmethod
-    def from_tensors(cls, config: HRMConfig, tensors: Mapping[str, np.ndarray | torch.Tensor],
-                     forward_dtype: str | None = None) -> "HRM":
-        """Build from a name -> array mapping with official key names (see hrm.checkpoint)."""
-        if forward_dtype is not None:
-            config = config.replace(forward_dtype=normalize_dtype(forward_dtype))
-        model = cls(config)
-        state = {k: (torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v).float()
-                 for k, v in tensors.items()}
-        model.load_state_dict(state, strict=True)
-        return model.eval()
-
-    @classmethod
-    def from_checkpoint(cls, ckpt, forward_dtype: str | None = None) -> "HRM":
-        """Build from a :class:`hrm.checkpoint.Checkpoint` (ours or official)."""
-        return cls.from_tensors(ckpt.config, ckpt.tensors, forward_dtype)
-
-    def numpy_tensors(self) -> dict[str, np.ndarray]:
-        """fp32 numpy copy of the persistent state, keyed by official names (for saving/export)."""
-        return {k: v.detach().float().cpu().numpy() for k, v in self.state_dict().items()}
-
-    def set_forward_dtype(self, dtype: str) -> "HRM":
-        """Switch activations between fp32 / bf16 / fp16 without touching the fp32 weights."""
-        name = normalize_dtype(dtype)
-        self.config = self.config.replace(forward_dtype=name)
-        self.forward_dtype = TORCH_DTYPES[name]
-        return self
-
-    # ---- the pieces -----------------------------------------------------------------------
-    @property
-    def _cos_sin(self):
-        return (self.rope_cos, self.rope_sin) if self.config.pos_encodings == "rope" else None
-
-    def embed(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor) -> torch.Tensor:
-        """x~ = sqrt(D) * [puzzle_emb(puzzle_id); embed(tokens)] (+ learned positions): [B, S+P, D]."""
-        c, dtype = self.config, self.forward_dtype
-        x = self.embed_tokens(tokens.to(torch.int32).long(), dtype)
-        if c.puzzle_emb_ndim > 0:
-            p = self.puzzle_emb(puzzle_ids.long(), dtype)
-            pad = c.puzzle_len * c.hidden_size - p.shape[-1]
-            if pad > 0:
-                p = nn.functional.pad(p, (0, pad))
-            x = torch.cat((p.view(-1, c.puzzle_len, c.hidden_size), x), dim=-2)
-        if c.pos_encodings == "learned":
-            x = 0.707106781 * (x + self.embed_pos.embedding_weight.to(dtype))
-        return self.embed_scale * x
-
-    def initial_state(self, batch: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(z_H, z_L) = H_init / L_init broadcast to [B, S+P, D] in the forward dtype."""
-        shape = (batch, self.config.total_seq_len, self.config.hidden_size)
-        device = device or self.H_init.device
-        z_H = self.H_init.to(device=device, dtype=self.forward_dtype).expand(shape).clone()
-        z_L = self.L_init.to(device=device, dtype=self.forward_dtype).expand(shape).clone()
-        return z_H, z_L
+    def build_stacks(self, config: HRMConfig) -> None:
+        self.H_level = ReasoningModule(config, config.H_layers)
+        self.L_level = ReasoningModule(config, config.L_layers)
 
     def l_step(self, z_L: torch.Tensor, z_H: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """One low-level update: z_L = L(z_L + (z_H + x~))."""
@@ -122,36 +30,7 @@ class HRM(nn.Module):
         """One high-level update: z_H = H(z_H + z_L)."""
         return self.H_level(z_H, z_L, self._cos_sin)
 
-    def heads(self, z_H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """logits [B, S, V] over grid positions; (q_halt, q_continue) [B] in fp32 from position 0."""
-        logits = self.lm_head(z_H)[:, self.config.puzzle_len:]
-        q = self.q_head(z_H[:, 0]).float()
-        return logits, q[..., 0], q[..., 1]
-
-    def segment(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, one_step_grad: bool = False):
-        """One segment: N cycles of (T l_steps, 1 h_step), then the heads.
-
-        ``one_step_grad=True`` is the training form (official 1-step gradient): every update but the
-        last l_step and h_step runs without autograd. The values are identical either way.
-        """
-        N, T = self.config.H_cycles, self.config.L_cycles
-        ctx = torch.no_grad() if one_step_grad else contextlib.nullcontext()
-        with ctx:
-            for n in range(N):
-                for t in range(T):
-                    if one_step_grad and n == N - 1 and t == T - 1:
-                        break
-                    z_L = self.l_step(z_L, z_H, x)
-                if one_step_grad and n == N - 1:
-                    break
-                z_H = self.h_step(z_H, z_L)
-        if one_step_grad:
-            z_L = self.l_step(z_L, z_H, x)
-            z_H = self.h_step(z_H, z_L)
-        logits, q_halt, q_continue = self.heads(z_H)
-        return z_H, z_L, logits, q_halt, q_continue
-
-    def forward(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor):
-        """One segment from the initial state (handy for tracing and smoke use)."""
-        z_H, z_L = self.initial_state(tokens.shape[0], tokens.device)
-        return self.segment(z_H, z_L, self.embed(tokens, puzzle_ids))
+    @property
+    def grad_l_steps(self) -> int:
+        """The official 1-step gradient: only the last l_step (and the last h_step)."""
+        return 1

@@ -1,4 +1,4 @@
-"""Transformer pieces of HRM, numerically identical to the official ``models/layers.py``.
+"""Transformer pieces of HRM and TRM, numerically identical to the official ``models/layers.py``.
 
 Weights are stored fp32 and cast to the activation dtype at use (the official ``Casted*`` modules),
 so one set of weights serves fp32, bf16 and fp16 forward passes. RMSNorm statistics and RoPE are
@@ -120,12 +120,13 @@ class Attention(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """``down(silu(gate) * up)`` with one fused gate_up projection (gate rows first)."""
+    """``down(silu(gate) * up)`` with one fused gate_up projection (gate rows first) over the last axis
+    of width ``width`` (the hidden size; for TRM's ``mlp_t`` the sequence length S + P)."""
 
-    def __init__(self, config: HRMConfig) -> None:
+    def __init__(self, width: int, inner: int) -> None:
         super().__init__()
-        self.gate_up_proj = CastedLinear(config.hidden_size, 2 * config.intermediate_size, bias=False)
-        self.down_proj = CastedLinear(config.intermediate_size, config.hidden_size, bias=False)
+        self.gate_up_proj = CastedLinear(width, 2 * inner, bias=False)
+        self.down_proj = CastedLinear(inner, width, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
@@ -133,21 +134,33 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    """Post-norm transformer block: ``h = rms(h + attn(h)); h = rms(h + mlp(h))``."""
+    """Post-norm block: ``h = rms(h + attn(h)); h = rms(h + mlp(h))``.
+
+    TRM's ``mlp_t`` replaces the attention half by a SwiGLU across the sequence axis, normalised over
+    that axis too (upstream transposes to [B, D, S+P], applies ``rms(h + mlp_t(h))``, transposes back).
+    """
 
     def __init__(self, config: HRMConfig) -> None:
         super().__init__()
-        self.self_attn = Attention(config)
-        self.mlp = SwiGLU(config)
+        self.mixes_tokens_by_mlp = config.mlp_t
+        if config.mlp_t:
+            self.mlp_t = SwiGLU(config.total_seq_len, config.mlp_t_intermediate_size)
+        else:
+            self.self_attn = Attention(config)
+        self.mlp = SwiGLU(config.hidden_size, config.intermediate_size)
         self.eps = config.rms_norm_eps
 
     def forward(self, h: torch.Tensor, cos_sin) -> torch.Tensor:
-        h = rms_norm(h + self.self_attn(h, cos_sin), self.eps)
+        if self.mixes_tokens_by_mlp:
+            t = h.transpose(1, 2)
+            h = rms_norm(t + self.mlp_t(t), self.eps).transpose(1, 2)
+        else:
+            h = rms_norm(h + self.self_attn(h, cos_sin), self.eps)
         return rms_norm(h + self.mlp(h), self.eps)
 
 
 class ReasoningModule(nn.Module):
-    """One HRM level (L or H): add the injection, then the layers; no final norm."""
+    """One level (HRM's L or H; TRM's one ``net``): add the injection, then the layers; no final norm."""
 
     def __init__(self, config: HRMConfig, num_layers: int) -> None:
         super().__init__()

@@ -1,7 +1,8 @@
 """Training-time ACT: the persistent carry, row replacement, halting with exploration, Q targets.
 
-This is the official ``HierarchicalReasoningModel_ACTV1.forward`` in training mode, split so each
-rule can be tested on its own:
+This is the official ``HierarchicalReasoningModel_ACTV1.forward`` (and TRM's
+``TinyRecursiveReasoningModel_ACTV1.forward``) in training mode, split so each rule can be tested on
+its own:
 
 1. :func:`refill` - rows that halted last step get a fresh puzzle and the initial state
    (H_init / L_init), their step counter back to 0. Rows still running keep their puzzle and state:
@@ -9,10 +10,12 @@ rule can be tested on its own:
    one step to the next. Upstream draws a full new batch every step and keeps only the rows of
    halted slots (the rest of that batch is skipped); we draw exactly as many puzzles as slots
    halted, so every puzzle of an epoch is used.
-2. :func:`act_step` - one segment with the 1-step gradient (``model.segment(..., one_step_grad=True)``),
-   then, without gradient, the halting decision and the Q-learning target from an extra forward
-   segment, as upstream does (no replay buffer, no target network; the large batch plays the role
-   of many parallel environments, cf. PQN).
+2. :func:`act_step` - one segment with the truncated gradient (``model.segment(..., truncated_grad=True)``:
+   HRM's 1-step gradient, TRM's last H cycle), then, without gradient, the halting decision under the
+   model's halt rule and, unless the model has ``no_ACT_continue`` (TRM), the Q-learning target from an
+   extra forward segment, as upstream does (no replay buffer, no target network; the large batch plays
+   the role of many parallel environments, cf. PQN). With ``no_ACT_continue`` q_halt is trained on
+   exact correctness only and no extra segment runs.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hrm.model import HRM
+from hrm.halting import DEFAULT_HALT_RULE, halts
+from hrm.model import RecursiveModel
 from hrm.train.losses import q_continue_target
 from hrm.train.stream import PuzzleStream
 
@@ -40,7 +44,7 @@ class TrainCarry:
     puzzle_ids: torch.Tensor  # [B] int32
 
 
-def empty_carry(model: HRM, batch_size: int, device: torch.device | str) -> TrainCarry:
+def empty_carry(model: RecursiveModel, batch_size: int, device: torch.device | str) -> TrainCarry:
     """Every slot halted, so the first :func:`refill` fills the whole batch (as upstream)."""
     z_H, z_L = model.initial_state(batch_size, device)
     S = model.config.seq_len
@@ -54,7 +58,7 @@ def empty_carry(model: HRM, batch_size: int, device: torch.device | str) -> Trai
     )
 
 
-def load_rows(model: HRM, carry: TrainCarry, rows: torch.Tensor, inputs: np.ndarray, labels: np.ndarray,
+def load_rows(model: RecursiveModel, carry: TrainCarry, rows: torch.Tensor, inputs: np.ndarray, labels: np.ndarray,
               puzzle_ids: np.ndarray) -> None:
     """Put new puzzles into slots ``rows`` and reset their state and step count (in place)."""
     device = carry.inputs.device
@@ -67,7 +71,7 @@ def load_rows(model: HRM, carry: TrainCarry, rows: torch.Tensor, inputs: np.ndar
     carry.halted[rows] = False
 
 
-def refill(model: HRM, carry: TrainCarry, stream: PuzzleStream) -> int:
+def refill(model: RecursiveModel, carry: TrainCarry, stream: PuzzleStream) -> int:
     """Replace every halted row with the stream's next puzzle; returns how many were replaced."""
     rows = torch.nonzero(carry.halted).squeeze(-1)
     n = int(rows.numel())
@@ -89,14 +93,16 @@ class StepOutput:
 
 
 def halting_decision(steps: torch.Tensor, q_halt: torch.Tensor, q_continue: torch.Tensor, halt_max_steps: int,
-                     exploration_prob: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Official training halting: halt at ``halt_max_steps`` or when ``q_halt > q_continue``, but with
-    probability ``exploration_prob`` a row first draws a minimum step count in [2, halt_max_steps]
-    and cannot halt before it (so the Q head sees the value of thinking longer)."""
+                     exploration_prob: float, generator: torch.Generator | None = None,
+                     rule: str = DEFAULT_HALT_RULE) -> torch.Tensor:
+    """Official training halting: halt at ``halt_max_steps`` or when the halt ``rule`` fires
+    (:func:`hrm.halting.halts`), but with probability ``exploration_prob`` a row first draws a minimum
+    step count in [2, halt_max_steps] and cannot halt before it (so the Q head sees the value of
+    thinking longer)."""
     is_last = steps >= halt_max_steps
     if halt_max_steps <= 1:
         return is_last
-    halted = is_last | (q_halt > q_continue)
+    halted = is_last | halts(rule, q_halt, q_continue)
     device = steps.device
     explore = torch.rand(steps.shape, generator=generator, device=device) < exploration_prob
     min_steps = torch.randint(2, halt_max_steps + 1, steps.shape, generator=generator, device=device)
@@ -104,17 +110,18 @@ def halting_decision(steps: torch.Tensor, q_halt: torch.Tensor, q_continue: torc
     return halted & (steps >= min_steps)
 
 
-def act_step(model: HRM, carry: TrainCarry, generator: torch.Generator | None = None) -> StepOutput:
-    """One segment for every slot with the 1-step gradient; updates ``carry`` in place (detached)."""
+def act_step(model: RecursiveModel, carry: TrainCarry, generator: torch.Generator | None = None) -> StepOutput:
+    """One segment for every slot with the truncated gradient; updates ``carry`` in place (detached)."""
     c = model.config
     x = model.embed(carry.inputs, carry.puzzle_ids)
-    z_H, z_L, logits, q_halt, q_continue = model.segment(carry.z_H, carry.z_L, x, one_step_grad=True)
+    z_H, z_L, logits, q_halt, q_continue = model.segment(carry.z_H, carry.z_L, x, truncated_grad=True)
     carry.z_H, carry.z_L = z_H.detach(), z_L.detach()
     with torch.no_grad():
         steps = carry.steps + 1
-        halted = halting_decision(steps, q_halt, q_continue, c.halt_max_steps, c.halt_exploration_prob, generator)
+        halted = halting_decision(steps, q_halt, q_continue, c.halt_max_steps, c.halt_exploration_prob, generator,
+                                  c.halt_rule)
         target = None
-        if c.halt_max_steps > 1:
+        if c.halt_max_steps > 1 and not c.no_ACT_continue:
             # Value of continuing = best value one segment later, read off an extra forward pass.
             *_, next_q_halt, next_q_continue = model.segment(carry.z_H, carry.z_L, x.detach())
             target = q_continue_target(next_q_halt, next_q_continue, steps >= c.halt_max_steps)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hrm.checkpoint import save_checkpoint
-from hrm.model import HRM
+from hrm.model import RecursiveModel
 
 
 class Checkpointer:
@@ -29,7 +29,7 @@ class Checkpointer:
     def best(self) -> Path:
         return self.out / "best.safetensors"
 
-    def save(self, model: HRM, metrics: dict[str, float], step: int) -> bool:
+    def save(self, model: RecursiveModel, metrics: dict[str, float], step: int) -> bool:
         """Save last (always) and best (when improved); returns whether best improved."""
         tensors = model.numpy_tensors()
         meta = {**self.task_meta, "training": {**self.task_meta.get("training", {}), "step": step,

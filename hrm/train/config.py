@@ -16,10 +16,11 @@ from typing import Any
 from hrm.config import HRMConfig
 from hrm.errors import ConfigError
 
-#: HRMConfig fields a preset or ``--arch`` may set (the rest come from the data or the device).
-ARCH_FIELDS = ("H_cycles", "L_cycles", "H_layers", "L_layers", "hidden_size", "num_heads", "expansion",
+#: HRMConfig fields a preset or ``--arch`` may set (the rest come from the data or the device);
+#: ``arch`` is the family (``--family``).
+ARCH_FIELDS = ("arch", "H_cycles", "L_cycles", "H_layers", "L_layers", "hidden_size", "num_heads", "expansion",
                "puzzle_emb_ndim", "pos_encodings", "rope_theta", "rms_norm_eps", "halt_max_steps",
-               "halt_exploration_prob", "puzzle_emb_len")
+               "halt_exploration_prob", "puzzle_emb_len", "mlp_t", "no_ACT_continue")
 
 
 @dataclass
@@ -55,6 +56,8 @@ class TrainConfig:
     optimizer: str = "auto"  # "auto" (adam-atan2 if importable, else AdamW) | "adamw" | "adam_atan2"
     loss_type: str = "stablemax"  # "stablemax" | "softmax"
     grad_clip: float | None = None  # upstream clips nothing; optional safety net for tiny runs
+    ema: bool = False  # evaluate and save an exponential moving average of the weights (TRM recipe)
+    ema_rate: float = 0.999
     # evaluation, outputs
     eval_every: int = 500
     eval_batch_size: int = 256
@@ -63,7 +66,10 @@ class TrainConfig:
     ckpt_dtype: str = "fp32"  # "fp32" | "fp16" (fp16 is what we ship)
     best_metric: str = "exact_act"
     # run control
-    time_budget: float | None = None  # seconds for training + final eval + checkpoint
+    time_budget: float | None = None  # wall-clock seconds for training + final eval + checkpoint
+    cpu_budget: float | None = None  # the same in process CPU seconds (fair on a shared machine)
+    resume: str | None = None  # continue the run in this folder exactly (hrm.train.resume)
+    pause_at: int | None = None  # save the resumable state after this step and stop (runs in pieces)
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     forward_dtype: str = "auto"  # "auto": bfloat16 on CUDA, float32 on CPU
@@ -106,8 +112,15 @@ class TrainConfig:
             raise bad("reveal", "must be in [0, 1)")
         if not 0 < self.reveal_until <= 1:
             raise bad("reveal_until", "must be in (0, 1]")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise bad("time_budget", "must be > 0 seconds")
+        for name in ("time_budget", "cpu_budget"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise bad(name, "must be > 0 seconds")
+        if self.time_budget is not None and self.cpu_budget is not None:
+            raise bad("cpu_budget", "and time_budget cannot both be set (pick the wall or the CPU clock)")
+        if not 0.0 <= self.ema_rate < 1.0:
+            raise bad("ema_rate", "must be in [0, 1)")
+        if self.pause_at is not None and int(self.pause_at) < 1:
+            raise bad("pause_at", "must be >= 1")
         unknown = sorted(set(self.arch) - set(ARCH_FIELDS))
         if unknown:
             raise ConfigError(f"train config: unknown arch field(s) {unknown}; known: {list(ARCH_FIELDS)}")
@@ -116,11 +129,16 @@ class TrainConfig:
 
 def model_config(cfg: TrainConfig, seq_len: int, vocab_size: int, num_puzzle_identifiers: int,
                  forward_dtype: str) -> HRMConfig:
-    """The HRMConfig of a run: HRMConfig defaults (official) < ``cfg.arch`` < the data's sizes.
+    """The HRMConfig of a run: HRMConfig defaults (official) < the family's official defaults (TRM:
+    ``puzzle_emb_len`` 16, ``no_ACT_continue``, no H stack) < ``cfg.arch`` < the data's sizes.
 
     ``puzzle_emb_ndim`` follows ``hidden_size`` unless set (official ``${.hidden_size}``).
     """
+    from hrm.config import TRM_DEFAULTS
+
     arch = dict(cfg.arch)
+    if arch.get("arch") == "trm":
+        arch = {**TRM_DEFAULTS, **arch}
     if "hidden_size" in arch and "puzzle_emb_ndim" not in arch:
         arch["puzzle_emb_ndim"] = arch["hidden_size"]
     return HRMConfig.from_dict({**arch, "seq_len": seq_len, "vocab_size": vocab_size,

@@ -2,7 +2,7 @@
 
 One :func:`hrm.model.solve` pass per batch in ``fixed`` mode with ``trace=True`` gives every
 segment's prediction and q values; the ACT result of a row is its prediction at the first segment
-where ``q_halt > q_continue`` (or the cap). Rows never influence each other in ``solve``, so this is
+where the model's halt rule fires (``q_halt > q_continue``, TRM: ``q_halt > 0``), or the cap. Rows never influence each other in ``solve``, so this is
 exactly what ``solve(halting="act")`` returns, at half the cost of running both modes.
 """
 
@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import torch
 
-from hrm.model import HRM, solve
+from hrm.halting import DEFAULT_HALT_RULE, halts
+from hrm.model import RecursiveModel, solve
 from hrm.train.arrays import PuzzleArrays
 from hrm.train.losses import valid_mask
 
 
-def act_halt_segments(q_halt: torch.Tensor, q_continue: torch.Tensor) -> torch.Tensor:
-    """[B, M] per-segment q values -> [B] 1-based segment where ACT halts (M if it never does)."""
-    stop = q_halt > q_continue
+def act_halt_segments(q_halt: torch.Tensor, q_continue: torch.Tensor, rule: str = DEFAULT_HALT_RULE) -> torch.Tensor:
+    """[B, M] per-segment q values -> [B] 1-based segment where ACT halts under ``rule`` (M if it never does)."""
+    stop = halts(rule, q_halt, q_continue).clone()
     stop[:, -1] = True
     return stop.float().argmax(dim=1) + 1  # argmax returns the first maximum
 
@@ -30,7 +31,7 @@ def _scores(pred: torch.Tensor, labels: torch.Tensor, ignore_label_id: int | Non
 
 
 @torch.no_grad()
-def evaluate(model: HRM, data: PuzzleArrays, batch_size: int = 256, device: torch.device | str = "cpu",
+def evaluate(model: RecursiveModel, data: PuzzleArrays, batch_size: int = 256, device: torch.device | str = "cpu",
              max_segments: int | None = None, ignore_label_id: int | None = 0) -> dict[str, float]:
     """Metrics over ``data``: ``exact_fixed``, ``token_fixed``, ``exact_act``, ``token_act``,
     ``segments_act`` (mean), ``q_halt_accuracy`` (sign of q_halt vs the fixed answer being right)."""
@@ -42,7 +43,7 @@ def evaluate(model: HRM, data: PuzzleArrays, batch_size: int = 256, device: torc
         labels = torch.from_numpy(data.labels[start:start + batch_size]).to(device).long()
         out = solve(model, tokens, ids, halting="fixed", max_segments=max_segments, trace=True)
         exact, token = _scores(out.predictions, labels, ignore_label_id)
-        seg = act_halt_segments(out.q_halt, out.q_continue)
+        seg = act_halt_segments(out.q_halt, out.q_continue, model.config.halt_rule)
         trace = torch.stack(out.trace, dim=1)  # [B, M, S]
         act_pred = trace[torch.arange(trace.shape[0], device=trace.device), seg - 1]
         exact_a, token_a = _scores(act_pred, labels, ignore_label_id)

@@ -40,6 +40,13 @@ class TrainMeter:
         self.sums += vals
         self.n_steps += 1
 
+    def state_dict(self) -> dict:
+        return {"sums": self.sums.clone(), "n_steps": self.n_steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sums = state["sums"].to(self.device)
+        self.n_steps = int(state["n_steps"])
+
     def summary(self) -> dict[str, float]:
         """Means over the window; resets the meter."""
         s = dict(zip(self.KEYS, self.sums.tolist()))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hrm.model import HRM
+from hrm.model import RecursiveModel
 
 OPTIMIZERS = ("auto", "adamw", "adam_atan2")
 
@@ -68,6 +68,15 @@ class OptimizerSet:
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
 
+    def state_dict(self) -> list[dict]:
+        return [opt.state_dict() for opt in self.optimizers]
+
+    def load_state_dict(self, states: list[dict]) -> None:
+        if len(states) != len(self.optimizers):
+            raise ValueError(f"saved state has {len(states)} optimizers, this run {len(self.optimizers)}")
+        for opt, state in zip(self.optimizers, states):
+            opt.load_state_dict(state)
+
 
 def _adam_atan2():
     try:
@@ -77,7 +86,7 @@ def _adam_atan2():
     return AdamATan2
 
 
-def build_optimizers(model: HRM, lr: float, weight_decay: float, betas: tuple[float, float],
+def build_optimizers(model: RecursiveModel, lr: float, weight_decay: float, betas: tuple[float, float],
                      puzzle_emb_lr: float, puzzle_emb_weight_decay: float, optimizer: str = "auto") -> OptimizerSet:
     """Main optimizer over every weight but the puzzle embedding, sign-SGD over that (if any)."""
     if optimizer not in OPTIMIZERS:

@@ -35,14 +35,29 @@ def _clean(value: Any) -> Any:
 
 
 class RunLog:
-    """Appends metric records to ``<out>/metrics.jsonl``; rewrites ``<out>/run.json`` atomically."""
+    """Appends metric records to ``<out>/metrics.jsonl``; rewrites ``<out>/run.json`` atomically.
 
-    def __init__(self, out: Path) -> None:
+    ``resume_step``: a resumed run keeps the records up to that step (later ones were written by the
+    interrupted piece and will be written again) and the earlier ``run.json``."""
+
+    def __init__(self, out: Path, resume_step: int | None = None) -> None:
         self.out = out
         out.mkdir(parents=True, exist_ok=True)
         self.metrics_path = out / "metrics.jsonl"
-        self.metrics_path.write_text("")
         self.run: dict[str, Any] = {}
+        kept: list[str] = []
+        if resume_step is not None:
+            if self.metrics_path.is_file():
+                kept = [line for line in self.metrics_path.read_text().splitlines()
+                        if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            run_json = out / "run.json"
+            if run_json.is_file():
+                self.run = json.loads(run_json.read_text())
+        write_text_atomic(self.metrics_path, "".join(line + "\n" for line in kept))
+
+    def records(self) -> list[dict[str, Any]]:
+        """The metric records written so far (a resumed run's history)."""
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
 
     def metrics(self, record: dict[str, Any]) -> None:
         with open(self.metrics_path, "a") as f:

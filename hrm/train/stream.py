@@ -9,6 +9,8 @@ training arrays (a new permutation per epoch), each puzzle augmented as it is ha
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from hrm.train.arrays import PuzzleArrays
@@ -43,6 +45,20 @@ class PuzzleStream:
             k -= len(chunk)
             out.append(chunk)
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the stream is (epoch order, position, RNG), for an exact resume."""
+        return {"epoch": self.epoch, "served": self.served, "reveal_fraction": self.reveal_fraction,
+                "order": self._order.copy(), "pos": self._pos, "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["order"]) != len(self.data):
+            raise ValueError(f"saved stream covers {len(state['order'])} training puzzles, this data set has "
+                             f"{len(self.data)}")
+        self.epoch, self.served = int(state["epoch"]), int(state["served"])
+        self.reveal_fraction = float(state["reveal_fraction"])
+        self._order, self._pos = np.asarray(state["order"]), int(state["pos"])
+        self.rng.bit_generator.state = state["rng"]
 
     def take(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         idx = self._next_indices(k)

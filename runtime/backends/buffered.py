@@ -13,7 +13,9 @@ Per batch size B (allocated once, kept until deactivate)::
     logits [B,S,V], q_halt [B], q_continue [B]      written by heads only
 
 plus two batch-independent rows H_init / L_init [S+P, D] that row resets copy from (device to device
-on CUDA; no host round trip).
+on CUDA; no host round trip), and, when the manifest serves a kind through another kind's graph (TRM:
+``h_step`` runs the ``l_step`` graph, :class:`hrm.manifest.GraphAlias`), one zero-filled state-shaped
+buffer per batch size for the inputs the alias feeds with zeros.
 
 Memory: :class:`HostMemory` (numpy; the CPU execution provider reads the arrays in place) or
 :class:`CudaMemory` (one CUDA stream; every copy is async on it; read-backs go through pinned
@@ -146,11 +148,13 @@ class BatchBuffers:
     q_continue: Buffer
     host_tokens: np.ndarray
     host_ids: np.ndarray
+    zeros: Buffer | None = None  # fed to an alias's ZEROS inputs (TRM's h_step: x = 0)
     pp: PingPong = field(default_factory=PingPong)
     cache: dict[Any, Any] = field(default_factory=dict)  # per-backend (IO bindings, CUDA graphs)
 
     def all(self) -> list[Buffer]:
-        return [self.tokens, self.puzzle_ids, self.x, *self.z_H, *self.z_L, self.logits, self.q_halt, self.q_continue]
+        return [self.tokens, self.puzzle_ids, self.x, *self.z_H, *self.z_L, self.logits, self.q_halt, self.q_continue,
+                *([self.zeros] if self.zeros is not None else [])]
 
 
 class BufferedBackend(Backend):
@@ -159,6 +163,8 @@ class BufferedBackend(Backend):
     def __init__(self, deployment: Any, variant: Any = "fp32", device: str = "cpu", options: Any = None) -> None:
         super().__init__(deployment, variant, device, options)
         self.fused = bool(self.options.fused)
+        #: kinds served by another kind's graph (``GraphAlias`` by kind; TRM: h_step -> l_step)
+        self.aliases = {k: g.alias for k, g in self.variant.graphs.items() if g.alias is not None}
         self.memory: HostMemory | CudaMemory | None = None
         self._batches: dict[int, BatchBuffers] = {}
         self._init_rows: tuple[Buffer, Buffer] | None = None
@@ -166,10 +172,13 @@ class BufferedBackend(Backend):
 
     @property
     def graph_kinds(self) -> tuple[str, ...]:
-        """The graphs this backend loads: the four step graphs (+ the fused segment when asked)."""
+        """The graphs this backend loads: the step graphs that have a file of their own (+ the fused
+        segment when asked); aliased kinds run their target's graph."""
         from hrm.manifest import STEP_GRAPHS
 
-        return (*STEP_GRAPHS, "segment") if self.fused else tuple(STEP_GRAPHS)
+        files = self.variant.files
+        kinds = (*STEP_GRAPHS, "segment") if self.fused else tuple(STEP_GRAPHS)
+        return tuple(k for k in kinds if k in files)
 
     # ---- what a graph backend provides ------------------------------------------------------------
     @abc.abstractmethod
@@ -269,13 +278,17 @@ class BufferedBackend(Backend):
             for buf, row in zip(self._init_rows, (H_row, L_row)):
                 self.memory.upload(buf, row[None])
         logits, q_halt, q_cont = k_out
+        zeros = None
+        if self.aliases:
+            zeros = self._alloc(TensorSpec("zeros", x.dtype, x.shape))
+            self.memory.upload(zeros, np.zeros(x.shape, host_dtype(x.dtype)))  # device memory starts undefined
         return BatchBuffers(
             batch=batch,
             tokens=self._alloc(e_in[0]), puzzle_ids=self._alloc(e_in[1]), x=self._alloc(x),
             z_H=(self._alloc(zH), self._alloc(zH)), z_L=(self._alloc(zL), self._alloc(zL)),
             logits=self._alloc(logits), q_halt=self._alloc(q_halt), q_continue=self._alloc(q_cont),
             host_tokens=np.zeros(e_in[0].shape, host_dtype(e_in[0].dtype)),
-            host_ids=np.zeros(e_in[1].shape, host_dtype(e_in[1].dtype)),
+            host_ids=np.zeros(e_in[1].shape, host_dtype(e_in[1].dtype)), zeros=zeros,
         )
 
     # ---- the state-holding calls --------------------------------------------------------------------
@@ -301,7 +314,12 @@ class BufferedBackend(Backend):
     def h_step(self) -> None:
         b = self.bufs
         pp = b.pp
-        self._run("h_step", (b.z_H[pp.h], b.z_L[pp.l]), (b.z_H[1 - pp.h],))
+        ins, out = {"z_H": b.z_H[pp.h], "z_L": b.z_L[pp.l]}, (b.z_H[1 - pp.h],)
+        alias = self.aliases.get("h_step")
+        if alias is None:
+            self._run("h_step", (ins["z_H"], ins["z_L"]), out)
+        else:  # TRM: the l_step graph on (z_L := z_H, z_H := z_L, x := 0)
+            self._run(alias.runs, alias.feed(ins, b.zeros), out)
         pp.h ^= 1
 
     def heads(self) -> None:

@@ -1,4 +1,4 @@
-"""PyTorch reference backend: the checkpoint's ``hrm.model.HRM`` behind the runtime interface.
+"""PyTorch reference backend: the checkpoint's ``hrm.model`` model (HRM or TRM) behind the runtime interface.
 
 It is the yardstick the graph backends are measured against (``hrm-parity``) and a fallback where no
 ONNX Runtime / TensorRT is installed. The weights come from the checkpoint the deployment was
@@ -33,7 +33,8 @@ def _same_rows(ckpt: Any, manifest: Any) -> Any:
 
 
 class TorchBackend(Backend):
-    """Runs ``HRM.embed / l_step / h_step / heads`` with torch on the CPU or CUDA (options: :class:`TorchOptions`)."""
+    """Runs the model's ``embed / l_step / h_step / heads`` (HRM or TRM) with torch on the CPU or CUDA
+    (options: :class:`TorchOptions`)."""
 
     name = "torch"
     options_class = TorchOptions
@@ -53,13 +54,13 @@ class TorchBackend(Backend):
     def activate_impl(self) -> None:
         import torch
 
-        from hrm.model import HRM
+        from hrm.model import RecursiveModel
 
         self._torch = torch
         dtype = STATE_DTYPES[self.precision]
         if self.model is None:
             ckpt = self._load_checkpoint()
-            self.model = HRM.from_checkpoint(ckpt, forward_dtype=dtype)
+            self.model = RecursiveModel.from_checkpoint(ckpt, forward_dtype=dtype)
         else:
             self.model.set_forward_dtype(dtype)
         self.model = self.model.to(self.device).eval()

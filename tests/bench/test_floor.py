@@ -65,3 +65,32 @@ def test_floor_picks_the_binding_limit(tiny_cfg):
     assert f["floor_s"] == pytest.approx((cost.weight_bytes + cost.state_bytes) / 1e6)
     report = floor_report(tiny_cfg, [1, 4], "fp32", slow_math)
     assert set(report) == {"1", "4"} and report["4"]["flops"] == segment_cost(tiny_cfg, 4).flops
+
+
+@pytest.mark.parametrize("variant", [{}, {"mlp_t": True, "pos_encodings": "none", "puzzle_emb_len": 16}],
+                         ids=["attention", "mlp_t"])
+def test_trm_counts_match_torch_and_the_checkpoint(variant):
+    """TRM: one network serves N*(T+1) calls per segment; mlp_t's sequence-axis SwiGLU replaces attention."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from helpers import numpy_random_tensors, tiny_trm_config
+
+    from hrm.model import TRM
+
+    c, B = tiny_trm_config(**variant), 2
+    tensors = numpy_random_tensors(c)
+    assert param_count(c) == sum(v.size for k, v in tensors.items() if k not in ("H_init", "L_init"))
+    model = TRM.from_tensors(c, tensors)
+    x = model.embed(torch.zeros(B, c.seq_len, dtype=torch.int32), torch.zeros(B, dtype=torch.int32))
+    z_H, z_L = model.initial_state(B)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.segment(z_H, z_L, x)
+    blocks = c.H_cycles * (c.L_cycles + 1) * c.L_layers
+    attention = 0 if c.mlp_t else blocks * 4 * B * c.total_seq_len ** 2 * c.hidden_size
+    extra_lm_head = 2 * B * c.puzzle_len * c.hidden_size * c.vocab_size
+    assert counter.get_total_flops() == segment_cost(c, B).flops - attention + extra_lm_head
+    block = sum(v.size for k, v in tensors.items() if k.startswith("L_level.layers.0."))
+    heads = c.vocab_size * c.hidden_size + 2 * c.hidden_size
+    assert segment_cost(c, B).unique_weight_bytes == 4 * (c.L_layers * block + heads)  # the one network, once
+    assert segment_cost(c, B).weight_bytes == 4 * (blocks * block + heads)

@@ -14,8 +14,9 @@ from hrm.runtime.backends.options import OrtOptions
 
 
 def stub_deployment(precisions=("fp32",), graphs=("embed", "l_step", "h_step", "heads", "segment"), engines=(),
-                    ops="standard"):
-    variant = SimpleNamespace(graphs={g: None for g in graphs}, engines={e: None for e in engines}, ops=ops)
+                    ops="standard", aliases=()):
+    variant = SimpleNamespace(graphs={g: None for g in graphs}, engines={e: None for e in engines}, ops=ops,
+                              files={g: None for g in graphs if g not in aliases})
     return SimpleNamespace(precisions=list(precisions), variant=lambda p: variant)
 
 
@@ -89,6 +90,8 @@ def test_trt_needs_engines(monkeypatch):
     assert T.unavailable(t, with_engines) is None
     contrib = stub_deployment(precisions=("fp16",), ops="ort-contrib")
     assert "standard graphs only" in T.unavailable(t, contrib)
+    trm = stub_deployment(precisions=("fp16",), engines=("embed", "l_step", "heads"), aliases=("h_step",))
+    assert T.unavailable(t, trm) is None  # TRM: h_step runs the l_step engine
 
 
 def test_cuda_targets_say_why_when_there_is_no_gpu(monkeypatch):

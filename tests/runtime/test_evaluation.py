@@ -139,6 +139,37 @@ def test_cli_on_the_bundled_trained_model(tmp_path, monkeypatch, flags):
     assert rep["meta"]["precision"] == ("int8" if flags else "fp32") and rep["meta"]["fused"] is bool(flags)
 
 
+@pytest.mark.skipif(not (MODELS / "sudoku4-trm.safetensors").is_file(), reason="bundled TRM missing")
+def test_the_bundled_trm_solves_held_out_puzzles_and_passes_parity(tmp_path, monkeypatch):
+    """The shipped TRM (mlp_t) solves held-out 4x4 puzzles (none of them in its training set), halts after
+    about one segment, and its fp32 / int8 export answers as the PyTorch TRM does (hrm-parity's gates)."""
+    from click.testing import CliRunner
+
+    from hrm.cli.eval import main
+    from hrm.cli.export import main as export_main
+    from hrm.cli.parity import main as parity_main
+
+    monkeypatch.setenv("HRM_BENCH_CACHE", str(tmp_path / "cache"))
+    test_set = str(MODELS / "compare" / "sudoku4_test1000.npz")
+    out = tmp_path / "eval.json"
+    res = CliRunner().invoke(main, [str(MODELS / "sudoku4-trm.safetensors"), "--dataset", test_set, "--n", "96",
+                                    "--batch", "32", "--threads", "1", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert all(rep["scores"]["all"][h]["exact"] >= 0.97 for h in ("fixed", "act"))
+    assert rep["scores"]["all"]["act"]["mean_segments"] < 1.5
+    dep = tmp_path / "dep"
+    res = CliRunner().invoke(export_main, ["--checkpoint", str(MODELS / "sudoku4-trm.safetensors"), "--out", str(dep),
+                                           "--precision", "fp32,int8"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(parity_main, [str(dep), "--precision", "fp32,int8", "--dataset", test_set, "--n", "64",
+                                           "--batch", "32", "--threads", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output[res.output.index("{"):])
+    fp32 = [c for c in report["comparisons"] if c["precision"] == "fp32"]
+    assert report["passed"] and len(fp32) == 2 and all(c["answer_agreement"] == 1.0 for c in fp32)
+
+
 @pytest.mark.skipif(not (MODELS / "proxies" / "m7cont.safetensors").is_file(), reason="maze proxy missing")
 def test_cli_on_the_trained_maze_proxy(tmp_path, monkeypatch):
     """The CPU-trained 7x7 maze model finds the shortest path on held-out mazes (the committed set none of

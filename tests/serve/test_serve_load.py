@@ -97,8 +97,10 @@ def test_replica_killed_during_load(s4_deploy, serve_port, s4_lines, solo_answer
                     assert a["status"] == 503 and "retry" in a["error"]
                 else:
                     assert {**comparable(a), "id": 0, "source": None} == {**solo_answers[line]["act"], "source": None}
-        retried = httpx.get(app.url + "/readyz", timeout=30).json()["retried"]
-        assert retried >= 1, "the kill hit no request in flight: the retry path was not exercised"
+        # Requests the frozen replica had not yet accepted are re-routed by Serve itself; accepted ones come
+        # back as RayActorError and are resent by the ingress ("retried"). Which of the two happens depends on
+        # timing, so the resend path is pinned down in test_replica.py; here: nothing lost, all answers right.
+        assert httpx.get(app.url + "/readyz", timeout=30).json()["ready"]
         new = _replica_pids("kill", 2)
         assert victim not in new and len(new & pids) == 1
     finally:

@@ -42,9 +42,9 @@ def test_one_step_gradient_values_and_grads(model):
     z_L0 = z_L0.clone().requires_grad_(True)
 
     x = model.embed(tokens, ids)
-    z_H, z_L, logits, q_halt, q_cont = model.segment(z_H0, z_L0, x, one_step_grad=True)
+    z_H, z_L, logits, q_halt, q_cont = model.segment(z_H0, z_L0, x, truncated_grad=True)
     with torch.no_grad():
-        ref = model.segment(z_H0, z_L0, model.embed(tokens, ids), one_step_grad=False)
+        ref = model.segment(z_H0, z_L0, model.embed(tokens, ids), truncated_grad=False)
     for got, want in zip((z_H, z_L, logits, q_halt, q_cont), ref):
         assert torch.equal(got.detach(), want)
 
