@@ -257,7 +257,7 @@ def _build_engines(dep_dir: Path, trt: Any, precision: str) -> str:
     options = EngineOptions(min_batch=1, opt_batch=max(GRAPH_BATCHES), max_batch=16, flavour=trt.flavour,
                             builder_optimization_level=None)
     seconds = 0.0
-    for kind, g in var.graphs.items():
+    for kind, g in var.files.items():
         path = man.path(g.file)
         entry, s = build_engine(trt, path, path.with_suffix(".engine"), options, root=man.root)
         var.engines[kind] = entry

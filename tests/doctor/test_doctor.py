@@ -143,3 +143,20 @@ def test_cli_takes_the_shared_runtime_options(monkeypatch):
     # what the doctor proves itself is not an option here
     r = CliRunner().invoke(main, ["--backend", "trt"])
     assert r.exit_code == 2 and "No such option '--backend'" in r.output
+
+
+def test_a_trm_deployment_gets_engines_for_its_graph_files_only(tmp_path):
+    """TRM's h_step runs the l_step graph: the doctor builds (and records) one engine per graph file, none
+    for the alias, and the deployment passes (the bundled TRM, fp32)."""
+    from hrm.export import export_deployment
+    from hrm.manifest import load_manifest
+
+    pytest.importorskip("tensorrt_rtx")
+    dep = tmp_path / "trm"
+    export_deployment(BUNDLED.parent / "sudoku4-trm.safetensors", dep, precisions="fp32", validate=False)
+    rep = run_doctor(dep, puzzles=4, batch=2, time_segments=False, precisions=["fp32"])
+    lines = _lines(rep)
+    assert lines["engines fp32"].verdict == WORKS, lines["engines fp32"].detail
+    assert lines["engines fp32"].detail.startswith("3 engines"), lines["engines fp32"].detail
+    assert rep.exit_code == 0, [c for c in rep.checks if c.verdict == FAILS]
+    assert load_manifest(dep).variants["fp32"].engines == {}  # the doctor worked on a copy

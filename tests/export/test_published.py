@@ -9,7 +9,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from helpers import random_tensors, tiny_config
+from helpers import random_tensors, tiny_config, tiny_trm_config
 from hrm.checkpoint import load_checkpoint
 from hrm.cli.ckpt import main as ckpt_main
 from hrm.cli.export import main as export_main
@@ -104,12 +104,12 @@ def test_small_maze_and_arc_repos_export_with_no_flags(tmp_path, data_path, cfg_
 
 
 def test_trm_style_nested_release_is_found(tmp_path):
-    """A third-party TRM release: arc_v1_public/step_518071 + all_config.yaml (TRM's data_paths list) in a
-    subfolder. Tested with an HRM config: the TRM config family lands with its own issue."""
+    """A third-party TRM release: arc_v1_public/step_518071 + all_config.yaml (the TRM arch name, TRM's
+    data_paths list) in a subfolder: found, its family and task inferred, and exported with no sizing flags."""
     import yaml
 
-    cfg = tiny_config(seq_len=900, vocab_size=12, num_puzzle_identifiers=5, hidden_size=32, num_heads=2,
-                      puzzle_emb_ndim=32, H_layers=1, L_layers=1)
+    cfg = tiny_trm_config(seq_len=900, vocab_size=12, num_puzzle_identifiers=5, hidden_size=32, num_heads=2,
+                          puzzle_emb_ndim=32, L_layers=1, puzzle_emb_len=16)
     weights = write_published(tmp_path, cfg, random_tensors(cfg), "unused", weights="arc_v1_public/step_518071",
                               extras=False)
     (tmp_path / "README.md").write_text("# TRM checkpoints\n")
@@ -126,6 +126,11 @@ def test_trm_style_nested_release_is_found(tmp_path):
     assert info["source"]["found"] == "the only step_N file, in subfolder arc_v1_public/"
     assert info["task"]["name"] == "arc" and info["config"]["num_puzzle_identifiers"] == 5
     assert "task arc 30x30 inferred from data_paths data/arc1concept-aug-1000 (seq_len 900, vocab 12)" in info["notes"]
+    assert info["family"] == "trm" and info["halt_rule"] == "q_halt > 0" and info["config"]["puzzle_emb_len"] == 16
+    result = _export("--checkpoint", tmp_path, "--out", tmp_path / "deploy", "--precision", "fp32")
+    assert result.exit_code == 0, result.output
+    man = load_manifest(tmp_path / "deploy")
+    assert man.config.arch == "trm" and man.task["name"] == "arc" and man.variants["fp32"].graphs["h_step"].alias
 
     # a second run beside it makes the top folder ambiguous: listed, not guessed; naming the subfolder works
     write_published(tmp_path, cfg, random_tensors(cfg), "data/arc-aug-1000", weights="arc_v2/step_10", extras=False)

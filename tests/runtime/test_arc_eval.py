@@ -501,3 +501,38 @@ def test_arc2_shaped_pruned_export_answers_equal_full(tmp_path):
     assert d["full"]["external_data"] and not d["pruned"]["external_data"]
     assert d["pruned"]["rows"] == d["identifiers"]["eval_rows"] < d["full"]["rows"] / 8
     assert d["pruned"]["embed_graph_bytes"] < d["full"]["embed_graph_bytes"] / 8
+
+
+def test_trm_arc_pruned_equals_full_and_its_table_is_not_padded(tmp_path, built, tasks):
+    """A TRM (16-position puzzle prefix, q_halt > 0) through the ARC procedure: the pruned deployment gives
+    the full one's candidates and q, and the embed graph stores the puzzle table at its own width (rows x
+    puzzle_emb_ndim), padding only the gathered rows to the prefix (at rest it would be 16x the size)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from helpers import random_tensors, tiny_trm_config
+    from hrm.checkpoint import save_checkpoint
+    from hrm.manifest import load_manifest
+
+    cfg = tiny_trm_config(seq_len=900, vocab_size=12, hidden_size=32, num_heads=2, puzzle_emb_ndim=32, L_layers=1,
+                          H_cycles=2, L_cycles=1, puzzle_emb_len=16, halt_max_steps=2,
+                          num_puzzle_identifiers=len(built.identifiers))
+    ckpt = save_checkpoint(tmp_path / "trm.safetensors", cfg, random_tensors(cfg, seed=4), task=get_task("arc").metadata())
+    ids = built.root / "identifiers.json"
+    full_dir, _ = _export(ckpt, tmp_path / "full", identifiers=ids)
+    pruned_dir, _ = _export(ckpt, tmp_path / "pruned", identifiers=ids, tasks=list(EVAL_IDS))
+    man = load_manifest(pruned_dir)
+    table = {i.name: numpy_helper.to_array(i) for i in
+             onnx.load(str(pruned_dir / man.variants["fp32"].graphs["embed"].file)).graph.initializer}["puzzle_emb.weights"]
+    assert table.shape == (man.config.num_puzzle_identifiers, 32) < (len(built.identifiers), 32)
+    ev, _ = tasks
+    got = {}
+    for name, dep in (("full", full_dir), ("pruned", pruned_dir)):
+        with Session(dep, backend="ort", batch=6, halting="fixed") as s:
+            got[name] = solve_arc(s, ev, max_augmentations=3)
+    for ta, tb in zip(got["full"].tasks, got["pruned"].tasks):
+        for xa, xb in zip(ta.tests, tb.tests):
+            assert [(c.grid.tolist(), c.count, c.mean_q) for c in xa.candidates] == \
+                   [(c.grid.tolist(), c.count, c.mean_q) for c in xb.candidates]
+    assert got["full"].submission() == got["pruned"].submission()
+    _check_submission(got["full"].submission(), ev)
