@@ -48,7 +48,7 @@ from hrm.runtime import OrtOptions, Session
 before = rss()
 if sys.argv[2] == "session":
     s = Session(sys.argv[1], backend="ort", device="cpu", precision=sys.argv[3], batch=1, options=OrtOptions(threads=1)).activate()
-    s.solve(np.ones((1, 81), np.int32), halting="fixed", max_segments=1)
+    s.solve(np.ones((1, s.deployment.config.seq_len), np.int32), halting="fixed", max_segments=1)
 else:  # one extra InferenceSession of a graph file
     so = onnxruntime.SessionOptions(); so.intra_op_num_threads = 1
     s = onnxruntime.InferenceSession(sys.argv[1], so, providers=["CPUExecutionProvider"])
@@ -62,44 +62,50 @@ def _rss(*args: str) -> int:
     return int(json.loads(out.stdout.strip().splitlines()[-1])["rss_bytes"])
 
 
-def main() -> None:
+def measure(models: dict[str, dict], workdir: Path, precisions: tuple[str, ...] = PRECISIONS) -> list[dict]:
+    """One row per (model, precision): graph files and their bytes, ORT CPU resident bytes, and for a TRM
+    what its own h_step graph would add (``own_h_step``)."""
     from hrm.checkpoint import save_checkpoint
     from hrm.config import HRMConfig
     from hrm.export import export_deployment
-    from hrm.export.graphs import build_graph
+    from hrm.export.graphs import build_graph, graph_io
     from hrm.export.precision import get_precision
     from hrm.export.writer import save_graph
-    from hrm.export.graphs import graph_io
     from hrm.model import build_model
     from hrm.tasks import get_task
 
     rows = []
+    for name, fields in models.items():
+        config = HRMConfig(**fields).validate()
+        tensors = build_model(config).numpy_tensors()
+        params = sum(v.size for k, v in tensors.items() if k not in ("H_init", "L_init"))
+        ckpt = save_checkpoint(workdir / f"{name}.safetensors", config, tensors,
+                               task=get_task("sudoku", size=round(config.seq_len ** 0.5)).metadata())  # Sudoku-shaped
+        out = workdir / name
+        export_deployment(ckpt, out, precisions=",".join(precisions), validate=False)
+        manifest = json.loads((out / "manifest.json").read_text())
+        for precision in precisions:
+            graphs = manifest["variants"][precision]["graphs"]
+            files = {k: (out / g["file"]).stat().st_size for k, g in graphs.items() if "file" in g}
+            row = {"model": name, "family": config.arch, "precision": precision, "parameters": int(params),
+                   "graph_files": files, "disk_bytes": sum(files.values()),
+                   "h_step": "alias of l_step" if "alias" in graphs["h_step"] else "own graph",
+                   "ort_cpu_rss_bytes": _rss(str(out), "session", precision)}
+            if config.arch == "trm":  # what a separate h_step graph (its own copy of the network) would add
+                p = get_precision(precision)
+                ins, outs = graph_io("h_step", config, p)
+                entry = save_graph(build_graph("h_step", config, tensors, p), workdir, f"{name}-{precision}-h.onnx",
+                                   "h_step", ins, outs)
+                extra = workdir / entry.file
+                row["own_h_step"] = {"disk_bytes": extra.stat().st_size, "ort_cpu_rss_bytes": _rss(str(extra), "graph")}
+            rows.append(row)
+            print(json.dumps(row))
+    return rows
+
+
+def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        for name, fields in MODELS.items():
-            config = HRMConfig(**fields).validate()
-            tensors = build_model(config).numpy_tensors()
-            params = sum(v.size for k, v in tensors.items() if k not in ("H_init", "L_init"))
-            ckpt = save_checkpoint(Path(tmp) / f"{name}.safetensors", config, tensors,
-                                   task=get_task("sudoku").metadata())
-            out = Path(tmp) / name
-            export_deployment(ckpt, out, precisions=",".join(PRECISIONS), validate=False)
-            manifest = json.loads((out / "manifest.json").read_text())
-            for precision in PRECISIONS:
-                graphs = manifest["variants"][precision]["graphs"]
-                files = {k: (out / g["file"]).stat().st_size for k, g in graphs.items() if "file" in g}
-                row = {"model": name, "family": config.arch, "precision": precision, "parameters": int(params),
-                       "graph_files": files, "disk_bytes": sum(files.values()),
-                       "h_step": "alias of l_step" if "alias" in graphs["h_step"] else "own graph",
-                       "ort_cpu_rss_bytes": _rss(str(out), "session", precision)}
-                if config.arch == "trm":  # what a separate h_step graph (its own copy of the network) would add
-                    p = get_precision(precision)
-                    ins, outs = graph_io("h_step", config, p)
-                    entry = save_graph(build_graph("h_step", config, tensors, p), Path(tmp), f"{name}-{precision}-h.onnx",
-                                       "h_step", ins, outs)
-                    extra = Path(tmp) / entry.file
-                    row["own_h_step"] = {"disk_bytes": extra.stat().st_size, "ort_cpu_rss_bytes": _rss(str(extra), "graph")}
-                rows.append(row)
-                print(json.dumps(row))
+        rows = measure(MODELS, Path(tmp))
     OUT.write_text(json.dumps({"command": "python benchmarks/deployment_size.py", "rows": rows}, indent=1) + "\n")
     print(f"wrote {OUT}")
 

@@ -35,3 +35,54 @@ def test_ort_contrib_profile_separates_the_fused_ops(tmp_path, monkeypatch):
         assert sum(r["per_op_ms"].values()) == pytest.approx(r["kernels_ms"], abs=0.02)
         assert 0 < r["matmul_fraction"] <= r["matmul_and_attention_fraction"] <= 1
     assert doc["command"].endswith("--shape tiny --rounds 1 --reps 2 --out " + str(out))
+
+
+def test_deployment_size_counts_trms_one_network_once(tmp_path):
+    """``deployment-size.json``'s claim on the tiny HRM / TRM: a TRM deployment has no h_step file (it runs
+    l_step's), so a separate h_step graph would add about one l_step file; an HRM has all four step files."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("torch")
+    from hrm.tiny import TINY, TINY_TRM
+
+    rows = _load("deployment_size").measure({"hrm": TINY, "trm": TINY_TRM}, tmp_path, ("fp32",))
+    hrm, trm = rows
+    assert sorted(hrm["graph_files"]) == ["embed", "h_step", "heads", "l_step"] and hrm["h_step"] == "own graph"
+    assert sorted(trm["graph_files"]) == ["embed", "heads", "l_step"] and trm["h_step"] == "alias of l_step"
+    for r in rows:
+        assert r["disk_bytes"] == sum(r["graph_files"].values()) and r["ort_cpu_rss_bytes"] > 0
+    own = trm["own_h_step"]["disk_bytes"]
+    assert abs(own - trm["graph_files"]["l_step"]) < 0.05 * trm["graph_files"]["l_step"]
+    assert "own_h_step" not in hrm
+
+
+def test_cpu_hrm_vs_trm_reports_what_it_measured(tmp_path, monkeypatch):
+    """``cpu-hrm-vs-trm.json``: the same puzzles through both deployments, each solve counted, fixed halting
+    runs every puzzle to the cap, the ratio is TRM's median over HRM's."""
+    pytest.importorskip("onnxruntime")
+    import sys
+
+    import numpy as np
+
+    from hrm.checkpoint import save_checkpoint
+    from hrm.export import export_deployment
+    from hrm.tasks import get_task
+    from hrm.tiny import random_tensors, tiny_config, tiny_trm_config
+
+    deps = {}
+    for name, cfg in (("hrm", tiny_config()), ("trm", tiny_trm_config())):
+        ckpt = save_checkpoint(tmp_path / f"{name}.safetensors", cfg, random_tensors(cfg),
+                               task=get_task("sudoku", size=4).metadata())
+        export_deployment(ckpt, tmp_path / name, precisions="fp32", validate=False)
+        deps[name] = str(tmp_path / name)
+    data = tmp_path / "set.npz"
+    np.savez(data, inputs=np.random.default_rng(0).integers(1, 6, (5, 16)).astype(np.int32))
+    out = tmp_path / "r.json"
+    monkeypatch.setattr(sys, "argv", ["cpu_hrm_vs_trm.py", "--pair", "s4", deps["hrm"], deps["trm"], str(data),
+                                      "--n", "3", "--warmup", "1", "--json", str(out)])
+    _load("cpu_hrm_vs_trm").main()
+    pair = json.loads(out.read_text())["pairs"]["s4"]
+    for h in ("fixed", "act"):
+        assert pair[h]["hrm"]["solves"] == pair[h]["trm"]["solves"] == 3
+        assert pair[h]["ratio_trm_hrm_p50"] == pytest.approx(pair[h]["trm"]["p50_ms"] / pair[h]["hrm"]["p50_ms"])
+    assert pair["fixed"]["hrm"]["mean_segments"] == pair["fixed"]["trm"]["mean_segments"] == 4.0
+    assert 1.0 <= pair["act"]["trm"]["mean_segments"] <= 4.0
