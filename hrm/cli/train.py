@@ -76,7 +76,7 @@ _FIELDS = {
 @click.option("--optimizer", type=click.Choice(["auto", "adamw", "adam_atan2"]))
 @click.option("--loss", type=click.Choice(["stablemax", "softmax"]))
 @click.option("--grad-clip", type=float, help="Clip the gradient norm (upstream: off).")
-@click.option("--ema/--no-ema", default=None, help="Evaluate and save an EMA of the weights (TRM recipe).")
+@click.option("--ema/--no-ema", default=None, help="Evaluate and save an EMA of the weights [default: on for TRM (its official recipe), off for HRM].")
 @click.option("--ema-rate", type=float, help="EMA decay mu [default 0.999].")
 @click.option("--eval-every", type=int, help="Evaluate + checkpoint every N steps.")
 @click.option("--eval-batch-size", type=int)

@@ -56,7 +56,9 @@ class TrainConfig:
     optimizer: str = "auto"  # "auto" (adam-atan2 if importable, else AdamW) | "adamw" | "adam_atan2"
     loss_type: str = "stablemax"  # "stablemax" | "softmax"
     grad_clip: float | None = None  # upstream clips nothing; optional safety net for tiny runs
-    ema: bool = False  # evaluate and save an exponential moving average of the weights (TRM recipe)
+    #: evaluate and save an exponential moving average of the weights; None: the family's official recipe
+    #: (on for TRM, off for HRM), settled by :meth:`validate`
+    ema: bool | None = None
     ema_rate: float = 0.999
     # evaluation, outputs
     eval_every: int = 500
@@ -119,6 +121,8 @@ class TrainConfig:
             raise bad("cpu_budget", "and time_budget cannot both be set (pick the wall or the CPU clock)")
         if not 0.0 <= self.ema_rate < 1.0:
             raise bad("ema_rate", "must be in [0, 1)")
+        if self.ema is None:
+            self.ema = self.arch.get("arch", "hrm") == "trm"
         if self.pause_at is not None and int(self.pause_at) < 1:
             raise bad("pause_at", "must be >= 1")
         unknown = sorted(set(self.arch) - set(ARCH_FIELDS))

@@ -136,6 +136,16 @@ def test_trm_presets_build_the_official_recipe():
     assert all(p["arch"].get("arch", "hrm") in ("hrm", "trm") for p in PRESETS.values())
 
 
+def test_the_family_decides_the_ema_unless_told():
+    """TRM's official recipe has the EMA on (rate 0.999), HRM's off; --family trm on an HRM preset gets it,
+    and --ema / --no-ema override either way."""
+    assert preset_config("sudoku4-tiny").ema is False
+    assert preset_config("sudoku4-tiny", arch={"arch": "trm", "H_layers": 0}).ema is True
+    assert preset_config("sudoku4-tiny", arch={"arch": "trm", "H_layers": 0}).ema_rate == 0.999
+    assert preset_config("sudoku4-tiny", ema=True).ema is True
+    assert preset_config("sudoku4-trm", ema=False).ema is False
+
+
 def test_trm_run_saves_the_ema_weights(tmp_path, data_cache):
     """The checkpoint holds the EMA copy (upstream saves it), the resume state the live weights."""
     cfg = preset_config("sudoku4-trm", arch=MICRO_TRM, steps=6, eval_every=6, n_train=200, n_eval=16,
