@@ -109,3 +109,22 @@ def test_arc_eval_speed_runs_the_users_command_and_checks_every_attempt(tmp_path
     for bad in ({"t": good["t"][:1]}, {"t": [{"attempt_1": [[1, 2], [3]], "attempt_2": [[0]]}] * 2},
                 {"t": [{"attempt_1": [[10]], "attempt_2": [[0]]}] * 2}):
         assert script.well_formed(bad, challenges), bad
+
+
+@pytest.mark.parametrize("name", ["cpu-serve-sudoku4", "cpu-serve-sudoku4-1", "cpu-serve-maze9"])
+def test_serve_bench_results_follow_from_their_measurements(name):
+    """The serving results' derived numbers are the script's own functions of what each file recorded: the
+    idle-core bound of every phase from its CPU ms per puzzle, and the overhead / scaling ratios from the
+    medians. (The runs themselves need a Ray cluster for minutes: ``benchmarks/README.md`` has the commands.)"""
+    script = _load("serve_bench")
+    doc = json.loads((SCRIPTS / f"{name}.json").read_text())
+    med, cores = doc["medians"], doc["config"]["cores"]
+    for phase, m in med.items():
+        assert script.idle_bound(phase, m["cpu_ms_per_puzzle"], cores) == pytest.approx(
+            m["idle_bound_puzzles_per_s"], abs=0.051), phase
+    r = doc["ratios"]
+    assert r["serve_overhead_1"] == script.ratio(med, "serve-1", "inproc", "puzzles_per_s", overhead=True)
+    assert r["scaling_2_vs_1"] == script.ratio(med, "serve-2", "serve-1", "puzzles_per_s")
+    assert r["idle_bound_scaling_2_vs_1"] == script.ratio(med, "serve-2", "serve-1", "idle_bound_puzzles_per_s")
+    for phase, runs in doc["rounds"].items():  # the medians are the rounds' medians
+        assert med[phase]["puzzles_per_s"] == pytest.approx(sorted(x["puzzles_per_s"] for x in runs)[len(runs) // 2])
