@@ -12,6 +12,24 @@ table here too (:func:`run_refusal`, applied by :meth:`Manifest.resolve`). Each 
 ops (``ops``: ``standard`` | ``ort-contrib``); manifests written before the field existed are
 ``standard``, so the format version stays 1. Torch-free; numpy only through the task check (hrm.tasks,
 lazily).
+
+What a reader can trust (checked by :func:`load_manifest`):
+
+* every field has the type the schema says; a wrong one is a one-line :class:`ManifestError` naming
+  the key (``[variants.fp16.graphs.embed.file]``);
+* ``digest`` is the sha256 of the canonical JSON of everything else (:func:`digest_of`), so the
+  config, recurrence counts, task, vocabulary, source and puzzle identifiers cannot be edited apart
+  from the graphs: a changed value is refused (re-export; tools that rewrite a manifest on purpose
+  call :func:`seal`);
+* every file path (graphs, engines, initial states, puzzle identifiers) is relative and resolves
+  inside the deployment directory (no absolute paths, no ``..``, no symlink leading out), and every
+  file's sha256 matches. The ``source`` block is provenance, not a deployment file: the ``torch``
+  backend reads ``source.path`` only after checking its sha256 against ``source.sha256``.
+
+An exporter writes its files into a fresh version folder (``v<N>/``) and replaces ``manifest.json``
+last, in one rename (:mod:`hrm.export.publish`): a reader that read a manifest finds exactly the files
+it names. If verifying fails because a newer export replaced the manifest meanwhile, the load is
+retried on the new one.
 """
 
 from __future__ import annotations
