@@ -5,14 +5,21 @@ each sending its next request as soon as the previous one is answered, ``--puzzl
 
 * ``inproc``  the engine alone: one Session + continuous-batching Scheduler in this process, clients as
   threads submitting pre-parsed puzzles (no parsing, no HTTP);
+* ``inproc-2`` the engine twice: two processes, each one Session + Scheduler with half the clients, and
+  no serving layer: what two replicas could do on this machine (the ceiling ``serve-2`` is held to);
 * ``serve-1`` hrm-serve with 1 solver replica, over HTTP on 127.0.0.1 (clients: ``hrm.serve.load``);
 * ``serve-2`` the same with 2 replicas.
 
-Every replica and the in-process session have the same slots and 1 ORT thread. Phases are interleaved
-(``--rounds`` rounds of inproc, serve-1, serve-2; medians over rounds). Also recorded per phase: CPU
-seconds each process group used per puzzle (/proc: solver replicas, ingress, HTTP proxy, the client in
-this process, the rest of Ray), which says where the time goes. Ratios: ``serve_overhead_1`` = 1 -
-serve-1 / inproc puzzles/s; ``scaling_2_vs_1`` = serve-2 / serve-1.
+Every replica and every in-process session have the same slots and 1 ORT thread. Phases are
+interleaved (``--rounds`` rounds of inproc, inproc-2, serve-1, serve-2; medians over rounds). A serve
+phase deploys its application anew, warms it up (2 x ``--clients`` requests), measures and deletes
+it, so only the measured replicas exist while they are measured; the Ray cluster itself runs through
+every phase, in-process ones included (its background CPU is part of what the machine has left). Also
+recorded per phase: CPU seconds each process group used per puzzle (/proc, per process: solver
+replicas, ingress, HTTP proxy, the client in this process, the two engine processes, the rest of Ray),
+which says where the time goes. Ratios: ``serve_overhead_1`` = 1 - serve-1 / inproc puzzles/s;
+``scaling_2_vs_1`` = serve-2 / serve-1; ``ceiling_2_vs_1`` = inproc-2 / inproc (what a second core
+gives the engine alone); ``serve_2_of_ceiling`` = serve-2 / inproc-2.
 
 On a shared box the wall-clock numbers measure the neighbours too, so each phase also gets
 ``idle_bound_puzzles_per_s``: what its measured CPU cost per puzzle allows on ``--cores`` idle cores
@@ -38,28 +45,39 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cpu_seconds() -> dict[tuple[int, str], float]:
-    """CPU seconds (user + system) of every process of this user, by (pid, command line)."""
+def cpu_seconds() -> dict[tuple[int, int], tuple[str, float]]:
+    """CPU seconds (user + system) of every process, by (pid, start time): (command line, seconds).
+
+    Keyed by the process, not by its command line: Ray renames a worker's title while it runs a task
+    (``ray::ServeReplica:r1:ingress`` -> ``...ingress.handle_request_with_rejection``), and a key that
+    changed between two snapshots would count the process's whole lifetime as used in between."""
     out = {}
     tick = os.sysconf("SC_CLK_TCK")
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-            out[(int(proc.name), cmd)] = (int(fields[11]) + int(fields[12])) / tick
+            out[(int(proc.name), int(fields[19]))] = (cmd, (int(fields[11]) + int(fields[12])) / tick)
         except (OSError, ValueError, IndexError):
             continue
     return out
 
 
-def cpu_by_group(before: dict, after: dict, ray_pids: set[int]) -> dict[str, float]:
+#: the process groups CPU time is reported in (``engine processes``: the two of the ``inproc-2`` phase)
+GROUPS = ("solver", "ingress", "proxy", "client (this process)", "engine processes", "ray other")
+
+
+def cpu_by_group(before: dict, after: dict, ray_pids: set[int],
+                 engine_pids: set[int] = frozenset()) -> dict[str, float]:
     """CPU seconds per process group between two snapshots (only this run's processes)."""
-    groups = {"solver": 0.0, "ingress": 0.0, "proxy": 0.0, "client (this process)": 0.0, "ray other": 0.0}
-    for key, t in after.items():
-        pid, cmd = key
-        used = t - before.get(key, 0.0)
+    groups = dict.fromkeys(GROUPS, 0.0)
+    for key, (cmd, t) in after.items():
+        pid = key[0]
+        used = t - before.get(key, (cmd, 0.0))[1]
         if pid == os.getpid():
             groups["client (this process)"] += used
+        elif pid in engine_pids:
+            groups["engine processes"] += used
         elif pid not in ray_pids:
             continue
         elif ":solver" in cmd:
@@ -73,9 +91,10 @@ def cpu_by_group(before: dict, after: dict, ray_pids: set[int]) -> dict[str, flo
     return groups
 
 
-def inproc_load(session, slots: int, requests: list[list], clients: int) -> dict:
+def inproc_load(session, slots: int, requests: list[list], clients: int, latencies: bool = False):
     """The in-process phase: ``clients`` threads, each submitting its next request's puzzles to one
-    Scheduler and waiting for all of them."""
+    Scheduler and waiting for all of them. Returns the phase summary (or, with ``latencies``, the
+    request latencies in ms)."""
     from hrm.runtime import Scheduler
 
     latency = [0.0] * len(requests)
@@ -102,11 +121,68 @@ def inproc_load(session, slots: int, requests: list[list], clients: int) -> dict
         for t in threads:
             t.join()
         seconds = time.perf_counter() - t0
-    puzzles = sum(len(r) for r in requests)
-    return {"requests": len(requests), "answered": len(requests), "seconds": round(seconds, 3),
-            "requests_per_s": round(len(requests) / seconds, 2), "puzzles_per_s": round(puzzles / seconds, 2),
-            "p50_ms": round(float(np.percentile(latency, 50)), 2),
-            "p99_ms": round(float(np.percentile(latency, 99)), 2)}
+    if latencies:
+        return latency
+    return summary(latency, sum(len(r) for r in requests), seconds)
+
+
+def summary(latency_ms: list[float], puzzles: int, seconds: float) -> dict:
+    """One phase's numbers from its request latencies (all answered), puzzle count and wall time."""
+    return {"requests": len(latency_ms), "answered": len(latency_ms), "seconds": round(seconds, 3),
+            "requests_per_s": round(len(latency_ms) / seconds, 2), "puzzles_per_s": round(puzzles / seconds, 2),
+            "p50_ms": round(float(np.percentile(latency_ms, 50)), 2),
+            "p99_ms": round(float(np.percentile(latency_ms, 99)), 2)}
+
+
+class EnginePair:
+    """The ``inproc-2`` phase: two processes, each the in-process engine (one Session + Scheduler, as the
+    ``inproc`` phase), each with half the clients and every other request. What two replicas could do on
+    this machine with no serving layer at all: the ceiling that ``serve-2`` is compared with.
+
+    The processes start once (imports and session warm-up are not measured) and then run one phase per
+    :meth:`run`, started together behind a barrier."""
+
+    def __init__(self, spec, slots: int, clients: int) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")  # no fork of a process holding Ray and ORT threads
+        self.barrier = ctx.Barrier(3)
+        self.jobs = [ctx.Queue() for _ in range(2)]
+        self.results = ctx.Queue()
+        self.procs = [ctx.Process(target=_engine_process, daemon=True,
+                                  args=(spec, slots, max(1, clients // 2), self.jobs[k], self.barrier, self.results))
+                      for k in range(2)]
+        for p in self.procs:
+            p.start()
+
+    @property
+    def pids(self) -> set[int]:
+        return {p.pid for p in self.procs}
+
+    def run(self, requests: list[list]) -> dict:
+        for k in range(2):
+            self.jobs[k].put(requests[k::2])
+        self.barrier.wait()
+        t0 = time.perf_counter()
+        parts = [self.results.get(timeout=3600) for _ in range(2)]
+        seconds = time.perf_counter() - t0
+        return summary([x for part in parts for x in part], sum(len(r) for r in requests), seconds)
+
+    def close(self) -> None:
+        for q in self.jobs:
+            q.put(None)
+        for p in self.procs:
+            p.join(timeout=30)
+
+
+def _engine_process(spec, slots: int, clients: int, jobs, barrier, results) -> None:
+    """One process of :class:`EnginePair`: for each job (a list of requests), wait for the other, then
+    run the in-process load and report the request latencies."""
+    session = spec.open()
+    while (requests := jobs.get()) is not None:
+        barrier.wait()
+        results.put(inproc_load(session, slots, requests, clients, latencies=True))
+    session.close()
 
 
 def main() -> None:
@@ -150,43 +226,46 @@ def main() -> None:
         "the task's render does not parse back to the same tokens"
     parsed = [[puzzles[i * args.puzzles + j] for j in range(args.puzzles)] for i in range(args.requests)]
     bodies = [["\n\n".join(texts[i * args.puzzles + j] for j in range(args.puzzles))] for i in range(args.requests)]
+    pair = EnginePair(spec, args.slots, args.clients)
 
-    # logical CPUs: both applications' 3 single-CPU replicas are placed at once (idle ones use no CPU)
-    connect(None, num_cpus=max(3, os.cpu_count() or 1))
+    # logical CPUs: the 2 single-CPU replicas of serve-2 are placed however many cores there are
+    connect(None, num_cpus=max(2, os.cpu_count() or 1))
     import ray
 
     from ray import serve
 
     serve.start(http_options={"host": "127.0.0.1", "port": 8311},
                 logging_config={"log_level": "WARNING", "enable_access_log": False})
-    apps = {}
-    for n in (1, 2):
-        log(f"deploying serve-{n}")
-        apps[n] = run_app(spec, Scaling(replicas=n), name=f"r{n}", route_prefix=f"/r{n}", port=8311)
-    ray_pids = {int(p.name) for p in Path("/proc").glob("[0-9]*") if p.name.isdigit() and _is_ray(p)}
 
     def serve_phase(n: int) -> dict:
-        run = asyncio.run(run_load(apps[n].url, bodies, clients=args.clients, deadline_s=600))
-        bad = run.unanswered + [i for i, r in enumerate(run.outcomes) if i not in run.unanswered and r.status != 200]
-        if bad:
-            raise SystemExit(f"serve-{n}: {len(bad)} requests failed, first {run.outcomes[bad[0]]!r}")
-        return run.summary()
+        """Deploy the application with ``n`` replicas, warm it up, measure, delete it: only the measured
+        replicas exist while they are measured (an idle application beside them would take CPU too)."""
+        app = run_app(spec, Scaling(replicas=n), name="bench", route_prefix="/bench", port=8311)
+        try:
+            asyncio.run(run_load(app.url, bodies[:2 * args.clients], clients=args.clients, deadline_s=600))
+            return measured(lambda: _answered(f"serve-{n}", asyncio.run(
+                run_load(app.url, bodies, clients=args.clients, deadline_s=600))))
+        finally:
+            app.shutdown()
 
-    phases = {"inproc": lambda: inproc_load(session, args.slots, parsed, args.clients),
-              "serve-1": lambda: serve_phase(1), "serve-2": lambda: serve_phase(2)}
-    for name, phase in phases.items():  # warm-up: arenas, routers, connection pools
-        log(f"warm-up {name}")
-        phase()
-    rounds: dict[str, list] = {name: [] for name in phases}
+    def measured(run) -> dict:
+        before = cpu_seconds()
+        result = run()
+        used = cpu_by_group(before, cpu_seconds(), ray_processes(), pair.pids)
+        return result | {"cpu_ms_per_puzzle": {k: round(v * 1e3 / total, 3) for k, v in used.items()}}
+
     total = args.requests * args.puzzles
+    phases = {"inproc": lambda: measured(lambda: inproc_load(session, args.slots, parsed, args.clients)),
+              "inproc-2": lambda: measured(lambda: pair.run(parsed)),
+              "serve-1": lambda: serve_phase(1), "serve-2": lambda: serve_phase(2)}
+    log("warm-up")  # the engines' arenas (a serve phase warms up its own fresh replicas)
+    inproc_load(session, args.slots, parsed[:2 * args.clients], args.clients)
+    pair.run(parsed[:2 * args.clients])
+    rounds: dict[str, list] = {name: [] for name in phases}
     for r in range(args.rounds):
         for name, phase in phases.items():
-            before = cpu_seconds()
-            result = phase()
-            used = cpu_by_group(before, cpu_seconds(), ray_pids)
-            result["cpu_ms_per_puzzle"] = {k: round(v * 1e3 / total, 3) for k, v in used.items()}
-            rounds[name].append(result)
-            log(f"round {r + 1} {name}: {result}")
+            rounds[name].append(phase())
+            log(f"round {r + 1} {name}: {rounds[name][-1]}")
     doc["rounds"] = rounds
     med = {name: {k: float(np.median([x[k] for x in runs])) for k in ("puzzles_per_s", "requests_per_s", "p50_ms",
                                                                         "p99_ms")} for name, runs in rounds.items()}
@@ -199,13 +278,14 @@ def main() -> None:
                      "scaling_2_vs_1": ratio(med, "serve-2", "serve-1", "puzzles_per_s"),
                      "idle_bound_serve_overhead_1": ratio(med, "serve-1", "inproc", "idle_bound_puzzles_per_s",
                                                           overhead=True),
-                     "idle_bound_scaling_2_vs_1": ratio(med, "serve-2", "serve-1", "idle_bound_puzzles_per_s")}
+                     "idle_bound_scaling_2_vs_1": ratio(med, "serve-2", "serve-1", "idle_bound_puzzles_per_s"),
+                     "ceiling_2_vs_1": ratio(med, "inproc-2", "inproc", "puzzles_per_s"),
+                     "serve_2_of_ceiling": ratio(med, "serve-2", "inproc-2", "puzzles_per_s")}
     doc["environment"]["load_average_end"] = benv.load_average()
-    for app in apps.values():
-        app.shutdown()
     serve.shutdown()
     ray.shutdown()
     session.close()
+    pair.close()
     text = json.dumps(doc, indent=2)
     if args.json:
         from hrm.io import write_text_atomic
@@ -218,15 +298,30 @@ def idle_bound(phase: str, cpu_ms: dict[str, float], cores: int) -> float:
     """Puzzles/s the measured CPU cost allows on ``cores`` idle cores (see the module docstring)."""
     if phase == "inproc":  # this process only (the idle Ray cluster beside it is not the engine's cost)
         return 1e3 / cpu_ms["client (this process)"]
+    if phase == "inproc-2":  # the two engine processes, each at most one core
+        return min(2, cores) * 1e3 / cpu_ms["engine processes"]
     replicas = int(phase.split("-")[1])
     limits = [replicas * 1e3 / cpu_ms["solver"], cores * 1e3 / sum(cpu_ms.values())]
-    limits += [1e3 / cpu_ms[k] for k in ("ingress", "proxy", "client (this process)") if cpu_ms[k] > 0]
+    limits += [1e3 / cpu_ms[k] for k in ("ingress", "proxy", "client (this process)") if cpu_ms.get(k, 0) > 0]
     return min(limits)
 
 
 def ratio(med: dict, a: str, b: str, key: str, overhead: bool = False) -> float:
     r = med[a][key] / med[b][key]
     return round(1 - r if overhead else r, 3)
+
+
+def _answered(phase: str, run) -> dict:
+    """A load run's summary; a run with any request failed or unanswered is no measurement."""
+    bad = run.unanswered + [i for i, r in enumerate(run.outcomes) if i not in run.unanswered and r.status != 200]
+    if bad:
+        raise SystemExit(f"{phase}: {len(bad)} requests failed, first {run.outcomes[bad[0]]!r}")
+    return run.summary()
+
+
+def ray_processes() -> set[int]:
+    """Pids of this machine's Ray processes (ours: started from this checkout's environment)."""
+    return {int(p.name) for p in Path("/proc").glob("[0-9]*") if _is_ray(p)}
 
 
 def _is_ray(proc: Path) -> bool:

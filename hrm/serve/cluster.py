@@ -13,8 +13,22 @@ import logging
 import os
 import sys
 
-#: environment of a local cluster's processes: loopback node address, no usage report.
-LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+#: Ray Serve settings for hrm-serve's shape of work (few, long requests; a fixed set of replicas): user
+#: code runs on each replica's own event loop instead of a thread of its own (one of what Serve's
+#: ``RAY_SERVE_THROUGHPUT_OPTIMIZED`` sets), the controller loop runs every 0.5 s instead of 0.1 s, and
+#: Serve's cached metrics are exported every second. Measured on the 2-core box (benchmarks/README.md):
+#: an idle local cluster with a 2-replica application used 76-102 ms of CPU per second (median 90, four
+#: 20 s windows) instead of 118-146 (median 128, three windows): CPU that solver replicas on the same
+#: cores get back. Our replicas never block their event loop (the
+#: Scheduler runs in its own thread), which is what running user code on it requires. Not taken:
+#: ``RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP=0``, which leaves handles unusable outside an event loop
+#: (``handle.solve.remote(...).result()`` from plain Python). A cluster hrm-serve starts gets these; one
+#: started elsewhere reads them from its own environment (deploy/kuberay sets them).
+SERVE_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5",
+             "RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": "1000"}
+
+#: environment of a local cluster's processes: loopback node address, no usage report, SERVE_ENV.
+LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", **SERVE_ENV}
 
 
 def is_local(address: str | None) -> bool:

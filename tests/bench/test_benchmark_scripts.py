@@ -126,5 +126,62 @@ def test_serve_bench_results_follow_from_their_measurements(name):
     assert r["serve_overhead_1"] == script.ratio(med, "serve-1", "inproc", "puzzles_per_s", overhead=True)
     assert r["scaling_2_vs_1"] == script.ratio(med, "serve-2", "serve-1", "puzzles_per_s")
     assert r["idle_bound_scaling_2_vs_1"] == script.ratio(med, "serve-2", "serve-1", "idle_bound_puzzles_per_s")
+    assert r["ceiling_2_vs_1"] == script.ratio(med, "inproc-2", "inproc", "puzzles_per_s")
+    assert r["serve_2_of_ceiling"] == script.ratio(med, "serve-2", "inproc-2", "puzzles_per_s")
+    assert set(med) == {"inproc", "inproc-2", "serve-1", "serve-2"}
+    for phase, m in med.items():  # every phase's CPU is in the groups of its own processes
+        mine = {"inproc": "client (this process)", "inproc-2": "engine processes"}.get(phase, "solver")
+        assert m["cpu_ms_per_puzzle"][mine] == max(m["cpu_ms_per_puzzle"].values()), phase
     for phase, runs in doc["rounds"].items():  # the medians are the rounds' medians
         assert med[phase]["puzzles_per_s"] == pytest.approx(sorted(x["puzzles_per_s"] for x in runs)[len(runs) // 2])
+
+
+def test_serve_bench_counts_cpu_per_process_not_per_title():
+    """Ray renames a worker while it runs a task; the CPU used between two snapshots is the difference for
+    that process (pid + start time), whatever its title, and a process that started in between counts
+    from zero. (Keyed by title, a renamed process once counted its whole lifetime: ~10 ms per puzzle of
+    "ray other" that was never used.)"""
+    script = _load("serve_bench")
+    before = {(10, 5): ("ray::ServeReplica:r1:ingress", 100.0), (11, 5): ("ray::ServeController", 50.0),
+              (12, 6): ("ray::ServeReplica:r1:solver", 7.0)}
+    after = {(10, 5): ("ray::ServeReplica:r1:ingress.handle_request_with_rejection", 100.5),
+             (11, 5): ("ray::ServeController.listen_for_change", 50.25), (12, 6): ("ray::ServeReplica:r1:solver", 9.0),
+             (13, 9): ("ray::ServeReplica:r1:solver", 1.0),  # a replaced replica: started in between
+             (14, 9): ("python other.py", 3.0)}  # not this run's
+    used = script.cpu_by_group(before, after, ray_pids={10, 11, 12, 13})
+    assert used["ingress"] == 0.5 and used["ray other"] == 0.25
+    assert used["solver"] == 2.0 + 1.0
+    assert set(used) == set(script.GROUPS)
+    mine = {k: v for k, v in script.cpu_seconds().items() if k[0] == __import__("os").getpid()}
+    assert len(mine) == 1 and next(iter(mine.values()))[1] > 0  # this process, by (pid, start time)
+
+
+def test_serve_bench_engine_pair_answers_every_request(monkeypatch, tiny_ckpt_path, tmp_path):
+    """The ``inproc-2`` phase: two engine processes split the requests, start together and answer all of
+    them; their latencies are pooled into one summary."""
+    pytest.importorskip("onnx")
+    monkeypatch.syspath_prepend(str(SCRIPTS))  # the spawned processes import the script by name
+    import numpy as np
+    import serve_bench
+
+    from hrm.export import export_deployment
+    from hrm.runtime.backends.options import OrtOptions
+    from hrm.serve.spec import SessionSpec
+
+    export_deployment(tiny_ckpt_path, tmp_path / "d", precisions="fp32", validate=False)
+    spec = SessionSpec(str(tmp_path / "d"), batch=4, halting="fixed", options=OrtOptions(threads=1))
+    session = spec.open()
+    puzzles = session.task.generate(18, np.random.default_rng(0))
+    session.close()
+    requests = [puzzles[i:i + 3] for i in range(0, 18, 3)]
+    pair = serve_bench.EnginePair(spec, 4, clients=2)
+    try:
+        assert len(pair.pids) == 2
+        for _ in range(2):  # the processes stay up between phases
+            out = pair.run(requests)
+            assert (out["requests"], out["answered"]) == (6, 6)
+            assert out["puzzles_per_s"] == pytest.approx(18 / out["seconds"], rel=0.01)
+            assert 0 < out["p50_ms"] <= out["p99_ms"]
+    finally:
+        pair.close()
+    assert not any(p.is_alive() for p in pair.procs)

@@ -131,7 +131,8 @@ def test_records_in_input_order(s4_task):
 
 
 def test_kuberay_manifest_builds_the_app():
-    """deploy/kuberay's RayService names an importable builder whose args map to the intended options."""
+    """deploy/kuberay's RayService names an importable builder whose args map to the intended options, and
+    its pods carry the Serve settings (SERVE_ENV) a cluster hrm-serve starts gets."""
     import importlib
 
     import yaml
@@ -151,6 +152,14 @@ def test_kuberay_manifest_builds_the_app():
     assert (spec.device, spec.precision, spec.batch, spec.halting) == ("cuda", "fp16", 64, "act")
     assert scaling.autoscaling and (scaling.min_replicas, scaling.max_replicas, scaling.gpus) == (1, 4, 1.0)
     assert builder(app["args"]) is not None  # binds the application (no cluster needed)
+    from hrm.serve.cluster import LOCAL_ENV, SERVE_ENV
+
+    cluster = doc["spec"]["rayClusterConfig"]
+    pods = [cluster["headGroupSpec"]] + cluster["workerGroupSpecs"]
+    for pod in pods:  # every Ray process of the cluster gets the Serve settings a local cluster gets
+        for container in pod["template"]["spec"]["containers"]:
+            assert {e["name"]: e["value"] for e in container["env"]} == SERVE_ENV, container["name"]
+    assert LOCAL_ENV.items() >= SERVE_ENV.items()
     from hrm.runtime.backends.options import OptionsError, OrtOptions
 
     spec, scaling, _ = options_from_args({"deployment": "d", "threads": "2", "fused": "true", "spin": "no"})
