@@ -17,9 +17,9 @@ it, so only the measured replicas exist while they are measured; the Ray cluster
 every phase, in-process ones included (its background CPU is part of what the machine has left). Also
 recorded per phase: CPU seconds each process group used per puzzle (/proc, per process: solver
 replicas, ingress, HTTP proxy, the client in this process, the two engine processes, the rest of Ray),
-which says where the time goes. Ratios: ``serve_overhead_1`` = 1 - serve-1 / inproc puzzles/s;
-``scaling_2_vs_1`` = serve-2 / serve-1; ``ceiling_2_vs_1`` = inproc-2 / inproc (what a second core
-gives the engine alone); ``serve_2_of_ceiling`` = serve-2 / inproc-2.
+which says where the time goes. Ratios: the Serve overhead at equal replicas, ``serve_overhead_1`` =
+1 - serve-1 / inproc and ``serve_overhead_2`` = 1 - serve-2 / inproc-2 (puzzles/s); ``scaling_2_vs_1`` =
+serve-2 / serve-1; ``ceiling_2_vs_1`` = inproc-2 / inproc (what a second process gives the engine alone).
 
 On a shared box the wall-clock numbers measure the neighbours too, so each phase also gets
 ``idle_bound_puzzles_per_s``: what its measured CPU cost per puzzle allows on ``--cores`` idle cores
@@ -279,8 +279,8 @@ def main() -> None:
                      "idle_bound_serve_overhead_1": ratio(med, "serve-1", "inproc", "idle_bound_puzzles_per_s",
                                                           overhead=True),
                      "idle_bound_scaling_2_vs_1": ratio(med, "serve-2", "serve-1", "idle_bound_puzzles_per_s"),
-                     "ceiling_2_vs_1": ratio(med, "inproc-2", "inproc", "puzzles_per_s"),
-                     "serve_2_of_ceiling": ratio(med, "serve-2", "inproc-2", "puzzles_per_s")}
+                     "serve_overhead_2": ratio(med, "serve-2", "inproc-2", "puzzles_per_s", overhead=True),
+                     "ceiling_2_vs_1": ratio(med, "inproc-2", "inproc", "puzzles_per_s")}
     doc["environment"]["load_average_end"] = benv.load_average()
     serve.shutdown()
     ray.shutdown()
