@@ -13,14 +13,14 @@ import logging
 import os
 import sys
 
-#: Ray Serve settings for hrm-serve's shape of work (few, long requests; a fixed set of replicas): user
-#: code runs on each replica's own event loop instead of a thread of its own (one of what Serve's
-#: ``RAY_SERVE_THROUGHPUT_OPTIMIZED`` sets), the controller loop runs every 0.5 s instead of 0.1 s, and
-#: Serve's cached metrics are exported every second. Measured on the 2-core box (benchmarks/README.md):
-#: an idle local cluster with a 2-replica application used 76-102 ms of CPU per second (median 90, four
-#: 20 s windows) instead of 118-146 (median 128, three windows): CPU that solver replicas on the same
-#: cores get back. Our replicas never block their event loop (the
-#: Scheduler runs in its own thread), which is what running user code on it requires. Not taken:
+#: Ray Serve settings for hrm-serve's shape of work (few requests, each tens to thousands of ms of model
+#: work): user code runs on each replica's own event loop instead of a thread of its own (one of what
+#: Serve's ``RAY_SERVE_THROUGHPUT_OPTIMIZED`` sets), the controller loop runs every 0.5 s instead of 0.1 s
+#: (replacing a replica or autoscaling reacts up to 0.4 s later), and Serve's cached metrics are exported
+#: every second. Measured on the 2-core box (benchmarks/README.md): an idle local cluster with a 2-replica
+#: application used 76-102 ms of CPU per second (four 20 s windows) instead of 118-146 (three): CPU that
+#: solver replicas on the same cores get back. Our replicas never block their event loop (the Scheduler
+#: runs in its own thread), which is what running user code on it requires. Not taken:
 #: ``RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP=0``, which leaves handles unusable outside an event loop
 #: (``handle.solve.remote(...).result()`` from plain Python). A cluster hrm-serve starts gets these; one
 #: started elsewhere reads them from its own environment (deploy/kuberay sets them).
