@@ -153,10 +153,11 @@ def _emit(console: Any, report: Any, as_json: bool) -> None:
         ops_note = "" if report.ops == "standard" else f"; {report.ops} graphs (ONNX Runtime only)"
         if report.validation and not report.passed:
             console.print(f"{report.out_dir}: [red]VALIDATION FAILED[/]: nothing was written (a deployment already "
-                          "there is unchanged)")
+                          "there is unchanged)", soft_wrap=True)  # one line whatever the path's length
         else:
             state = "[green]validated[/]" if report.validation else "[yellow]not validated (--no-validate)[/]"
-            console.print(f"{report.out_dir}: {state}; manifest {report.manifest_path.name} written{ops_note}")
+            console.print(f"{report.out_dir}: {state}; manifest {report.manifest_path.name} written{ops_note}",
+                          soft_wrap=True)
 
 
 def _table(report: Any) -> Any:
