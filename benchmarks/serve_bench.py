@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hrm.serve.load import load_summary
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -123,15 +125,7 @@ def inproc_load(session, slots: int, requests: list[list], clients: int, latenci
         seconds = time.perf_counter() - t0
     if latencies:
         return latency
-    return summary(latency, sum(len(r) for r in requests), seconds)
-
-
-def summary(latency_ms: list[float], puzzles: int, seconds: float) -> dict:
-    """One phase's numbers from its request latencies (all answered), puzzle count and wall time."""
-    return {"requests": len(latency_ms), "answered": len(latency_ms), "seconds": round(seconds, 3),
-            "requests_per_s": round(len(latency_ms) / seconds, 2), "puzzles_per_s": round(puzzles / seconds, 2),
-            "p50_ms": round(float(np.percentile(latency_ms, 50)), 2),
-            "p99_ms": round(float(np.percentile(latency_ms, 99)), 2)}
+    return load_summary(len(requests), latency, sum(len(r) for r in requests), seconds)
 
 
 class EnginePair:
@@ -166,7 +160,8 @@ class EnginePair:
         t0 = time.perf_counter()
         parts = [self.results.get(timeout=3600) for _ in range(2)]
         seconds = time.perf_counter() - t0
-        return summary([x for part in parts for x in part], sum(len(r) for r in requests), seconds)
+        return load_summary(len(requests), [x for part in parts for x in part], sum(len(r) for r in requests),
+                            seconds)
 
     def close(self) -> None:
         for q in self.jobs:

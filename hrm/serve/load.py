@@ -35,13 +35,19 @@ class LoadRun:
         """Requests, answered puzzles/s, requests/s and latency percentiles (ms) over answered requests."""
         from hrm.serve.client import Reply
 
-        lat = np.array([x for x in self.latency_ms if x is not None])
-        answered = len(self.outcomes) - len(self.unanswered)
         puzzles = sum(len(o.results) for o in self.outcomes if isinstance(o, Reply))
-        return {"requests": len(self.outcomes), "answered": answered, "seconds": round(self.seconds, 3),
-                "requests_per_s": round(answered / self.seconds, 2), "puzzles_per_s": round(puzzles / self.seconds, 2),
-                "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
-                "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None}
+        answered = [x for x in self.latency_ms if x is not None]  # a latency is kept for a reply only
+        return load_summary(len(self.outcomes), answered, puzzles, self.seconds)
+
+
+def load_summary(requests: int, latency_ms: Sequence[float], puzzles: int, seconds: float) -> dict[str, Any]:
+    """One load run's numbers (the load tests' and ``benchmarks/serve_bench.py``'s, in-process phases
+    included): ``latency_ms`` of the answered requests, ``puzzles`` answered in ``seconds``."""
+    lat = np.asarray(latency_ms, dtype=float)
+    return {"requests": requests, "answered": int(lat.size), "seconds": round(seconds, 3),
+            "requests_per_s": round(lat.size / seconds, 2), "puzzles_per_s": round(puzzles / seconds, 2),
+            "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
+            "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None}
 
 
 async def run_load(url: str, requests: Sequence[Sequence[str]], *, clients: int = 8, deadline_s: float = 300.0,
