@@ -193,10 +193,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
-    from hrm.serve.cluster import LOCAL_ENV
+    from hrm.serve.cluster import use_local_env
 
-    for key, value in LOCAL_ENV.items():
-        os.environ.setdefault(key, value)
+    use_local_env()  # before anything imports ray
     from hrm.bench import env as benv
     from hrm.export import export_deployment
     from hrm.runtime.backends.options import OrtOptions

@@ -31,6 +31,13 @@ SERVE_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_CONTR
 LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", **SERVE_ENV}
 
 
+def use_local_env() -> None:
+    """Put LOCAL_ENV into this process's environment (values already set win), where a local cluster's
+    processes inherit it. Call before anything imports ``ray`` (see :func:`connect`)."""
+    for key, value in LOCAL_ENV.items():
+        os.environ.setdefault(key, value)
+
+
 def is_local(address: str | None) -> bool:
     return address in (None, "", "local")
 
@@ -43,8 +50,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus
     port). A cluster started elsewhere has its own (``ray start --metrics-export-port``)."""
     local = is_local(address)
     if local:
-        for key, value in LOCAL_ENV.items():
-            os.environ.setdefault(key, value)
+        use_local_env()
     try:
         import ray
     except ImportError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -152,7 +153,7 @@ def test_serve_bench_counts_cpu_per_process_not_per_title():
     assert used["ingress"] == 0.5 and used["ray other"] == 0.25
     assert used["solver"] == 2.0 + 1.0
     assert set(used) == set(script.GROUPS)
-    mine = {k: v for k, v in script.cpu_seconds().items() if k[0] == __import__("os").getpid()}
+    mine = {k: v for k, v in script.cpu_seconds().items() if k[0] == os.getpid()}
     assert len(mine) == 1 and next(iter(mine.values()))[1] > 0  # this process, by (pid, start time)
 
 

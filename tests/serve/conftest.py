@@ -15,10 +15,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
 
-from hrm.serve.cluster import LOCAL_ENV  # noqa: E402
+from hrm.serve.cluster import use_local_env  # noqa: E402
 
-for _key, _value in LOCAL_ENV.items():  # before anything imports ray (see hrm.serve.cluster)
-    os.environ.setdefault(_key, _value)
+use_local_env()  # before anything imports ray (see hrm.serve.cluster)
 os.environ.setdefault("RAY_metrics_report_interval_ms", "1000")  # metrics visible within a second
 
 from helpers import MODELS  # noqa: E402
